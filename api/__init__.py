@@ -1,0 +1,1 @@
+"""HTTP only: app factory, routers, schemas, problem details."""

@@ -1,0 +1,60 @@
+"""The FastAPI app factory. Embedded mode runs jobs in-process; otherwise they go to Celery."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.routers import catalog, health, jobs
+from hwnas import __version__
+from hwnas.settings import Settings, get_settings
+from nas.local_worker import LocalWorker
+from nas.service import register_shipped_tables
+from storage.db import make_engine, make_session_factory
+from storage.migrate import upgrade
+
+log = logging.getLogger("hwnas.api")
+CELERY_TASK = "hwnas.run_job"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    factory = make_session_factory(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = None
+        if settings.embedded:
+            upgrade(settings.database_url)
+            register_shipped_tables(factory)
+            worker = LocalWorker(factory, lease_seconds=settings.lease_seconds,
+                                 threads=settings.embedded_workers)
+            app.state.enqueue = worker.enqueue
+            resumed = worker.resume_pending()
+            log.warning("embedded mode: SQLite %s, in-process worker, no authentication "
+                        "(%d unfinished jobs resumed)", settings.database_url, resumed)
+        else:
+            from celery import Celery
+
+            sender = Celery("hwnas-api", broker=settings.broker_url)
+            app.state.enqueue = lambda job_id: sender.send_task(CELERY_TASK, args=[job_id])
+            app.state.ping_broker = lambda: sender.connection_for_write().ensure_connection(max_retries=1)
+        yield
+        if worker:
+            worker.shutdown()
+        engine.dispose()
+
+    app = FastAPI(title="hwnas", version=__version__, lifespan=lifespan,
+                  description="Hardware-aware neural architecture search: submit a search, "
+                              "watch it run, fetch the Pareto-optimal architectures.")
+    app.state.settings = settings
+    app.state.session_factory = factory
+    problems.install(app)
+    for router in (jobs.router, catalog.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,88 @@
+"""RFC 9457 problem details for every error the API returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nas.catalog import SpecError
+from nas.evaluators import EVALUATOR_TYPES
+from storage.db import Conflict, Unavailable
+
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    def __init__(self, status: int, title: str, detail: str = "",
+                 errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail or title)
+        self.status, self.title, self.detail = status, title, detail
+        self.errors = errors or []
+        self.headers = headers
+
+
+def field_error(field: str, message: str, choices: Sequence[str] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"field": field, "message": message}
+    if choices is not None:
+        error["choices"] = list(choices)
+    return error
+
+
+def json_path(loc: Sequence[str | int]) -> str:
+    """('body', 'objectives', 0, 'device') -> 'objectives[0].device' (union tags dropped)."""
+    parts: list[str] = []
+    for i, item in enumerate(loc):
+        if i == 0 and item in ("body", "query", "path", "header"):
+            continue
+        if isinstance(item, int):
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]"]
+        elif i > 0 and loc[i - 1] == "evaluator" and item in EVALUATOR_TYPES:
+            continue
+        else:
+            parts.append(str(item))
+    return ".".join(parts) or "body"
+
+
+def _response(request: Request, problem: Problem) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": problem.title, "status": problem.status,
+                            "detail": problem.detail, "instance": request.url.path}
+    if problem.errors:
+        body["errors"] = problem.errors
+    return JSONResponse(body, status_code=problem.status, media_type=MEDIA_TYPE, headers=problem.headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return _response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [field_error(json_path(e["loc"]), e["msg"].removeprefix("Value error, "))
+                  for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return _response(request, Problem(422, "Invalid request", detail, errors))
+
+    @app.exception_handler(SpecError)
+    async def _spec(request: Request, exc: SpecError) -> JSONResponse:
+        return _response(request, Problem(422, "Invalid job spec", f"{exc.field}: {exc.message}",
+                                          [field_error(exc.field, exc.message, exc.choices)]))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _response(request, Problem(exc.status_code, str(exc.detail), str(exc.detail),
+                                          headers=getattr(exc, "headers", None)))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        return _response(request, Problem(409, "Conflict", "the request conflicts with stored data"))
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        return _response(request, Problem(503, "Database unavailable", "try again shortly",
+                                          headers={"Retry-After": "5"}))

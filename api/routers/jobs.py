@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from api.deps import Enqueue, SessionFactory
+from api.problems import Problem, field_error
+from api.schemas import JobPublic, ObjectivePublic, Page, ParetoPublic, Progress, TrialPublic
+from nas import service
+from nas.spec import JobSpec
+from storage import jobs as jobs_q
+from storage.db import session_scope
+from storage.models import Job, Trial
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+log = logging.getLogger("hwnas.api")
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def job_public(job: Job) -> JobPublic:
+    base = f"/v1/jobs/{job.id}"
+    return JobPublic(
+        id=job.id, name=job.name, status=job.status,
+        progress=Progress(evaluated=job.evaluated, failed=job.failed, budget=job.budget,
+                          fraction=round(job.evaluated / job.budget, 4) if job.budget else 0.0),
+        best=job.best, hypervolume=job.hypervolume, reference_point=job.reference_point, error=job.error,
+        cancel_requested=job.cancel_requested, created_at=job.created_at, started_at=job.started_at,
+        finished_at=job.finished_at, updated_at=job.updated_at, spec=job.spec,
+        links={"self": base, "trials": f"{base}/trials", "pareto": f"{base}/pareto", "cancel": f"{base}/cancel"})
+
+
+def trial_public(t: Trial) -> TrialPublic:
+    return TrialPublic.model_validate(t, from_attributes=True)
+
+
+def _get(factory: SessionFactory, job_id: str) -> Job:
+    with session_scope(factory) as s:
+        job = jobs_q.get_job(s, job_id)
+    if job is None:
+        raise Problem(404, "Job not found", f"no job {job_id!r}")
+    return job
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
+             responses={422: {"description": "Invalid job spec (problem details)"}})
+def submit_job(spec: JobSpec, response: Response, factory: SessionFactory, enqueue: Enqueue,
+               idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> JobPublic:
+    job, created = service.submit(factory, spec, idempotency_key=idempotency_key)
+    if created:
+        try:
+            enqueue(job.id)
+        except Exception:  # the job is stored and queued; the reaper hands it to a worker later
+            log.exception("could not enqueue job %s", job.id)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job_public(job)
+
+
+@router.get("", response_model=Page[JobPublic])
+def list_jobs(factory: SessionFactory, status: JobStatus | None = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0)] = 0) -> Page[JobPublic]:
+    with session_scope(factory) as s:
+        items, total = jobs_q.list_jobs(s, status=status, limit=limit, offset=offset)
+    return Page(items=[job_public(j) for j in items], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses={404: {"description": "No such job"}})
+def get_job(job_id: str, factory: SessionFactory) -> JobPublic:
+    return job_public(_get(factory, job_id))
+
+
+@router.get("/{job_id}/trials", response_model=Page[TrialPublic])
+def list_trials(job_id: str, factory: SessionFactory,
+                sort: Annotated[str, Query(max_length=120, description=(
+                    "seq, duration_s, status or metric:KEY (e.g. metric:accuracy); prefix - for descending"))] = "seq",
+                status: Literal["completed", "failed"] | None = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                offset: Annotated[int, Query(ge=0)] = 0) -> Page[TrialPublic]:
+    if sort not in jobs_q.TRIAL_SORTS and not (sort.lstrip("-").startswith("metric:")
+                                                and len(sort.lstrip("-")) > len("metric:")):
+        raise Problem(422, "Invalid request", f"unknown sort {sort!r}",
+                      [field_error("sort", f"unknown sort {sort!r}", [*jobs_q.TRIAL_SORTS, "metric:KEY"])])
+    job = _get(factory, job_id)
+    with session_scope(factory) as s:
+        items, total = jobs_q.list_trials(s, job.id, sort=sort, limit=limit, offset=offset, status=status)
+    return Page(items=[trial_public(t) for t in items], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{job_id}/pareto", response_model=ParetoPublic)
+def pareto(job_id: str, factory: SessionFactory) -> ParetoPublic:
+    with session_scope(factory) as s:
+        job = jobs_q.get_job(s, job_id)
+        if job is None:
+            raise Problem(404, "Job not found", f"no job {job_id!r}")
+        trials = jobs_q.front_trials(s, job)
+    spec = JobSpec.model_validate(job.spec)
+    return ParetoPublic(
+        job_id=job.id, status=job.status,
+        objectives=[ObjectivePublic(key=o.key, metric=o.metric, device=o.device, goal=o.goal)
+                    for o in spec.objectives],
+        constraints=[c.model_dump(exclude_none=True) for c in spec.constraints],
+        reference_point=job.reference_point or {}, hypervolume=job.hypervolume or 0.0,
+        trials=[trial_public(t) for t in trials])
+
+
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
+             responses={409: {"description": "The job already ended"}})
+def cancel_job(job_id: str, factory: SessionFactory) -> JobPublic:
+    with session_scope(factory) as s:
+        job = jobs_q.get_job(s, job_id)
+        if job is None:
+            raise Problem(404, "Job not found", f"no job {job_id!r}")
+        if job.status in jobs_q.TERMINAL:
+            raise Problem(409, "Job already ended", f"job {job_id} is {job.status}")
+        jobs_q.request_cancel(s, job)
+    return job_public(job)

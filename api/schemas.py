@@ -1,0 +1,103 @@
+"""Response models (``XPublic``); the request body of a job is nas.spec.JobSpec."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class Progress(BaseModel):
+    evaluated: int
+    failed: int
+    budget: int
+    fraction: float
+
+
+class JobPublic(BaseModel):
+    id: str
+    name: str
+    status: str
+    progress: Progress
+    best: dict[str, Any] | None
+    hypervolume: float | None
+    reference_point: dict[str, float] | None
+    error: str | None
+    cancel_requested: bool
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    updated_at: dt.datetime
+    spec: dict[str, Any]
+    links: dict[str, str]
+
+
+class TrialPublic(BaseModel):
+    id: int
+    seq: int
+    arch: str
+    arch_hash: str
+    status: str
+    metrics: dict[str, float]
+    error: str | None
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    duration_s: float
+
+
+class ObjectivePublic(BaseModel):
+    key: str
+    metric: str
+    device: str | None
+    goal: str
+
+
+class ParetoPublic(BaseModel):
+    job_id: str
+    status: str
+    objectives: list[ObjectivePublic]
+    constraints: list[dict[str, Any]]
+    reference_point: dict[str, float]
+    hypervolume: float
+    trials: list[TrialPublic]
+
+
+class SearchSpacePublic(BaseModel):
+    name: str
+    description: str
+    size: int
+    choices: list[list[str]]
+    example: str
+
+
+class StrategyPublic(BaseModel):
+    name: str
+    description: str
+
+
+class DevicePublic(BaseModel):
+    name: str
+    space: str
+    kind: str
+    device: dict[str, Any]
+    entries: int
+    provenance: dict[str, Any]
+    validation: dict[str, Any]
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    mode: str
+    database: str
+    broker: str

@@ -1,0 +1,7 @@
+"""hwnas-client: submit hardware-aware NAS jobs and fetch their Pareto fronts."""
+
+from hwnas_client.client import Client
+from hwnas_client.errors import ApiError, HwnasError, JobFailed, WaitTimeout
+from hwnas_client.models import Job, ParetoFront, Trial
+
+__all__ = ["ApiError", "Client", "HwnasError", "Job", "JobFailed", "ParetoFront", "Trial", "WaitTimeout"]

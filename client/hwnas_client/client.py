@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+
+from hwnas_client.errors import ApiError, JobFailed, WaitTimeout
+from hwnas_client.models import Job, ParetoFront, Trial
+
+
+class Client:
+    """Talks to an hwnas server: ``Client("http://127.0.0.1:8000", api_key=...)``."""
+
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None):
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout,
+                                  transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"title": response.reason_phrase, "detail": response.text[:500]}
+            raise ApiError(response.status_code, problem)
+        return response.json()
+
+    def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> Job:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return Job.from_json(self._request("POST", "/v1/jobs", json=spec, headers=headers))
+
+    def get(self, job_id: str) -> Job:
+        return Job.from_json(self._request("GET", f"/v1/jobs/{job_id}"))
+
+    def list_jobs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Job]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        return [Job.from_json(j) for j in self._request("GET", "/v1/jobs", params=params)["items"]]
+
+    def trials(self, job_id: str, sort: str = "seq", page_size: int = 500) -> list[Trial]:
+        return list(self.iter_trials(job_id, sort=sort, page_size=page_size))
+
+    def iter_trials(self, job_id: str, sort: str = "seq", page_size: int = 500) -> Iterator[Trial]:
+        offset = 0
+        while True:
+            page = self._request("GET", f"/v1/jobs/{job_id}/trials",
+                                 params={"sort": sort, "limit": page_size, "offset": offset})
+            for item in page["items"]:
+                yield Trial.from_json(item)
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return
+
+    def pareto(self, job_id: str) -> ParetoFront:
+        return ParetoFront.from_json(self._request("GET", f"/v1/jobs/{job_id}/pareto"))
+
+    def cancel(self, job_id: str) -> Job:
+        return Job.from_json(self._request("POST", f"/v1/jobs/{job_id}/cancel"))
+
+    def wait(self, job_id: str, timeout: float | None = None, poll: float = 1.0,
+             on_update: Callable[[Job], None] | None = None, raise_on_failure: bool = True) -> Job:
+        """Poll until the job ends; raises WaitTimeout, or JobFailed when it failed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get(job_id)
+            if on_update:
+                on_update(job)
+            if job.done:
+                if raise_on_failure and job.status == "failed":
+                    raise JobFailed(job)
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"job {job_id} still {job.status} after {timeout}s")
+            time.sleep(poll)
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/health")

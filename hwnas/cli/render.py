@@ -1,0 +1,41 @@
+"""Terminal output shared by the commands: tables of fronts, error messages, progress bars."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, hint: str | None = None) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}")
+    if hint:
+        err_console.print(f"[dim]hint:[/] {hint}")
+    raise typer.Exit(1)
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console)
+
+
+def front_table(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], title: str) -> Table:
+    table = Table(title=title, show_lines=False)
+    table.add_column("#", justify="right")
+    for key in keys:
+        table.add_column(key, justify="right")
+    table.add_column("architecture", overflow="fold")
+    for i, row in enumerate(rows, start=1):
+        table.add_row(str(i), *(_fmt(row["metrics"].get(k)) for k in keys), row["arch"])
+    return table
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,175 @@
+"""``hwnas search``: one job run locally, no server, no database (unless a benchmark is named)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from hwnas.cli.render import console, fail, front_table, progress_bar
+from latency_tables import TableError, load_table
+from nas.catalog import MemoryCatalog, SpecError
+from nas.engine import Recorder, Summary, TrialRecord, run_search
+from nas.evaluators import BenchmarkError, read_benchmark_csv
+from nas.resolve import build_search
+from nas.spec import JobSpec, metric_key
+from search_spaces import SPACES, get_space
+
+
+class MemoryRecorder(Recorder):
+    def __init__(self) -> None:
+        self.trials: list[TrialRecord] = []
+
+    def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
+        return None, []
+
+    def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
+        self.trials.extend(trials)
+
+    def stop_reason(self) -> str | None:
+        return None
+
+
+def _spec_from_flags(space: str, strategy: str, budget: int, seed: int, devices: list[str],
+                     evaluator: dict[str, Any], max_latency: float | None) -> dict[str, Any]:
+    objectives: list[dict[str, Any]] = [{"metric": "accuracy", "goal": "maximize"}]
+    objectives += [{"metric": "latency_ms", "device": d, "goal": "minimize"} for d in devices]
+    constraints = [{"metric": "latency_ms", "device": d, "max": max_latency} for d in devices] \
+        if max_latency is not None else []
+    return {"name": "hwnas search", "space": space, "strategy": {"name": strategy},
+            "budget": {"evaluations": budget}, "seed": seed, "objectives": objectives,
+            "constraints": constraints, "evaluator": evaluator}
+
+
+def _load_benchmark(catalog: MemoryCatalog, ref: str, space: str, database_url: str | None) -> str:
+    """Register a benchmark given as a CSV path, or fetch a registered one by name; returns its name."""
+    path = Path(ref)
+    if path.suffix == ".csv" or path.exists():
+        try:
+            data = read_benchmark_csv(path, get_space(space))
+        except BenchmarkError as exc:
+            fail(str(exc), "pass a CSV with an 'arch' column, or the name of a registered benchmark")
+        catalog.benchmarks[data.name] = data
+        return data.name
+    from hwnas.settings import Settings
+    from nas.service import DbCatalog
+    from storage.db import make_engine, make_session_factory
+
+    settings = Settings(database_url=database_url) if database_url else Settings()
+    data = DbCatalog(make_session_factory(make_engine(settings.database_url))).benchmark(ref)
+    if data is None:
+        fail(f"no benchmark {ref!r} in {settings.database_url}",
+             "register it with `hwnas benchmarks import FILE.csv --name NAME --space SPACE` or pass the CSV path")
+    catalog.benchmarks[ref] = data
+    return ref
+
+
+def search(
+    spec_file: Annotated[Path | None, typer.Option("--spec", help="Job spec JSON (as POST /v1/jobs takes)")] = None,
+    space: Annotated[str, typer.Option(help=f"Search space: {', '.join(SPACES)}")] = "nb201",
+    strategy: Annotated[str, typer.Option(help="Search strategy (see `hwnas strategies`)")] = "evolution",
+    budget: Annotated[int, typer.Option(help="Evaluations to spend")] = 100,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    device: Annotated[list[str] | None, typer.Option(help="Device with a shipped latency table (repeatable)")] = None,
+    latency_table: Annotated[list[Path] | None, typer.Option(help="Latency table file (repeatable)")] = None,
+    benchmark: Annotated[str | None, typer.Option(help="Benchmark CSV path or registered name")] = None,
+    metric: Annotated[str, typer.Option(help="Benchmark column used as accuracy")] = "cifar10_acc",
+    evaluator_cmd: Annotated[str | None, typer.Option(help="Command run per candidate; {arch} is replaced")] = None,
+    evaluator_timeout: Annotated[float, typer.Option(help="Seconds before a command evaluation fails")] = 600.0,
+    train: Annotated[str | None, typer.Option(help="Short real training on 'digits' or an .npz file")] = None,
+    max_latency: Annotated[float | None, typer.Option(help="Latency limit (ms) on every device")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write evaluated trials and the front here")] = None,
+    database_url: Annotated[str | None, typer.Option(help="Where registered benchmarks live")] = None,
+) -> None:
+    """Run one search here and print its Pareto front."""
+    catalog = MemoryCatalog()
+    table_devices: list[str] = []
+    for path in latency_table or []:
+        try:
+            table = load_table(path)
+        except (OSError, TableError) as exc:
+            fail(f"latency table {path}: {exc}")
+        catalog.add_table(table)
+        table_devices.append(table.device_name)
+    if spec_file is not None:
+        try:
+            raw = json.loads(spec_file.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            fail(f"cannot read spec {spec_file}: {exc}")
+        if benchmark and isinstance(raw.get("evaluator"), dict) and raw["evaluator"].get("type") == "benchmark":
+            data_name = _load_benchmark(catalog, benchmark, raw.get("space", space), database_url)
+            catalog.benchmarks[raw["evaluator"].get("table", data_name)] = catalog.benchmarks[data_name]
+    else:
+        devices = [*(device or []), *table_devices]
+        if not devices:
+            fail("no device to search for", "add --device NAME (a shipped table) or --latency-table FILE")
+        if sum(x is not None for x in (evaluator_cmd, benchmark, train)) != 1:
+            fail("say how candidates are scored", "give exactly one of --benchmark, --evaluator-cmd, --train")
+        if evaluator_cmd:
+            evaluator: dict[str, Any] = {"type": "command", "command": evaluator_cmd,
+                                         "timeout_s": evaluator_timeout}
+        elif train:
+            evaluator = {"type": "train", "dataset": train}
+        else:
+            assert benchmark is not None
+            evaluator = {"type": "benchmark", "table": _load_benchmark(catalog, benchmark, space, database_url),
+                         "metric": metric}
+        raw = _spec_from_flags(space, strategy, budget, seed, devices, evaluator, max_latency)
+    try:
+        spec = JobSpec.model_validate(raw)
+        run = build_search(spec, catalog, cwd=str(Path.cwd()))
+    except ValidationError as exc:
+        fail("invalid job spec:\n" + "\n".join(
+            f"  {'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()))
+    except SpecError as exc:
+        fail(f"{exc.field}: {exc.message}")
+
+    recorder = MemoryRecorder()
+    started = time.perf_counter()
+    summary = Summary()
+    interrupted = False
+    with progress_bar() as bar:
+        task = bar.add_task("searching", total=spec.budget.evaluations, status="")
+
+        def on_progress(s: Summary) -> None:
+            best = s.best["metrics"].get(spec.objectives[0].key) if s.best else None
+            bar.update(task, completed=s.evaluated,
+                       status=f"failed {s.failed}  front {len(s.front)}  best {best if best is None else round(best, 3)}")
+
+        try:
+            summary = run_search(run, recorder, on_progress)
+        except KeyboardInterrupt:
+            interrupted = True
+    wall = time.perf_counter() - started
+    by_seq = {t.seq: t for t in recorder.trials}
+    front = [by_seq[s] for s in summary.front if s in by_seq]
+    keys = [o.key for o in spec.objectives]
+    devices_in_front = [o.device for o in spec.objectives if o.device]
+    console.print(front_table([{"arch": t.arch, "metrics": t.metrics} for t in front], keys,
+                              f"Pareto front: {len(front)} of {len(recorder.trials)} evaluated"))
+    console.print(f"hypervolume {summary.hypervolume:.4g} (reference {run.reference}); "
+                  f"{len(recorder.trials)} evaluations in {wall:.1f}s "
+                  f"({len(recorder.trials) / max(wall, 1e-9):.1f}/s)")
+    if json_out:
+        def flat(t: TrialRecord) -> dict[str, Any]:
+            row: dict[str, Any] = {"arch": t.arch, **t.metrics}
+            if len(devices_in_front) == 1:
+                row["latency_ms"] = t.metrics.get(metric_key("latency_ms", devices_in_front[0]))
+            return row
+
+        payload = {
+            "job": {"spec": spec.model_dump(mode="json"), "status": "interrupted" if interrupted else "succeeded",
+                    "evaluated": summary.evaluated, "failed": summary.failed, "hypervolume": summary.hypervolume,
+                    "reference_point": run.reference, "stop_reason": summary.stop_reason, "wall_s": wall},
+            "evaluated": [{**flat(t), "status": t.status, **({"error": t.error} if t.error else {})}
+                          for t in recorder.trials],
+            "pareto": [flat(t) for t in front],
+        }
+        json_out.write_text(json.dumps(payload, indent=1) + "\n")
+        console.print(f"wrote {json_out}")
+    if interrupted:
+        raise typer.Exit(130)

@@ -1,0 +1,140 @@
+"""The latency-table file format (``hwnas.latency_table/1``): load, validate, save.
+
+One file per device (and runtime/batch size). Entries are keyed by the op
+signatures a search space reports; a missing entry is a named error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = "hwnas.latency_table/1"
+
+
+class TableError(ValueError):
+    """A latency table that cannot be used; ``entry`` names the part at fault."""
+
+    def __init__(self, message: str, entry: str | None = None):
+        super().__init__(message)
+        self.entry = entry
+
+
+class MissingEntry(TableError):
+    """An architecture runs an op signature the table has no entry for."""
+
+
+@dataclass
+class Entry:
+    mean: float
+    std: float = 0.0
+    count: int = 1
+
+
+@dataclass
+class LatencyTable:
+    device: dict[str, Any]
+    space: str
+    entries: dict[str, Entry]
+    metric: str = "latency_ms"
+    corrections: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
+
+    @property
+    def device_name(self) -> str:
+        return str(self.device["name"])
+
+    @property
+    def intercept(self) -> float:
+        return float(self.corrections.get("intercept_ms", 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": self.version,
+            "device": self.device,
+            "space": self.space,
+            "metric": self.metric,
+            "entries": {k: {"mean": e.mean, "std": e.std, "count": e.count}
+                        for k, e in sorted(self.entries.items())},
+            "corrections": self.corrections,
+            "provenance": self.provenance,
+            "validation": self.validation,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LatencyTable:
+        if not isinstance(data, dict):
+            raise TableError("a latency table is a JSON object")
+        if data.get("format") != FORMAT:
+            raise TableError(f"format must be {FORMAT!r}", entry="format")
+        device = data.get("device")
+        if not isinstance(device, dict) or not isinstance(device.get("name"), str) or not device["name"]:
+            raise TableError("device.name is required", entry="device.name")
+        space = data.get("space")
+        if not isinstance(space, str):
+            raise TableError("space is required", entry="space")
+        raw_entries = data.get("entries")
+        if not isinstance(raw_entries, dict) or not raw_entries:
+            raise TableError("entries must be a non-empty object", entry="entries")
+        entries: dict[str, Entry] = {}
+        for key, raw in raw_entries.items():
+            if not isinstance(raw, dict):
+                raise TableError(f"entry {key!r} must be an object", entry=f"entries.{key}")
+            mean = _finite(raw.get("mean"), f"entries.{key}.mean")
+            std = _finite(raw.get("std", 0.0), f"entries.{key}.std")
+            if mean < 0 or std < 0:
+                raise TableError(f"entry {key!r} is negative", entry=f"entries.{key}")
+            count = raw.get("count", 1)
+            if not isinstance(count, int) or count < 1:
+                raise TableError(f"entry {key!r} count must be a positive integer",
+                                 entry=f"entries.{key}.count")
+            entries[key] = Entry(mean, std, count)
+        corrections = data.get("corrections") or {}
+        if not isinstance(corrections, dict):
+            raise TableError("corrections must be an object", entry="corrections")
+        for key, value in corrections.items():
+            _finite(value, f"corrections.{key}")
+        return cls(device=device, space=space, entries=entries,
+                   metric=str(data.get("metric", "latency_ms")), corrections=dict(corrections),
+                   provenance=dict(data.get("provenance") or {}),
+                   validation=dict(data.get("validation") or {}),
+                   version=int(data.get("version", 1)))
+
+    def check_covers(self, signatures: list[str]) -> None:
+        """Raise MissingEntry naming the first signature this table lacks."""
+        for sig in signatures:
+            if sig not in self.entries:
+                raise MissingEntry(f"table for {self.device_name!r} has no entry {sig!r}",
+                                   entry=f"entries.{sig}")
+
+
+def _finite(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TableError(f"{where} must be a finite number, got {value!r}", entry=where)
+    return float(value)
+
+
+def load_table(path: str | Path) -> LatencyTable:
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise TableError(f"{path}: not JSON ({exc})") from None
+    return LatencyTable.from_dict(data)
+
+
+def save_table(table: LatencyTable, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(table.to_dict(), indent=1) + "\n")
+
+
+SHIPPED_DIR = Path(__file__).parent / "data"
+
+
+def shipped_tables() -> list[LatencyTable]:
+    """The tables that come with hwnas (``latency_tables/data/*.json``)."""
+    return [load_table(p) for p in sorted(SHIPPED_DIR.glob("*.json"))]

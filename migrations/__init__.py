@@ -1,0 +1,1 @@
+"""Alembic migrations, one self-contained file per revision (no imports of live models)."""

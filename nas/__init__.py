@@ -1,0 +1,1 @@
+"""The search engine shared by the API's embedded worker, the Celery worker and the CLI."""

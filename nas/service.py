@@ -1,0 +1,181 @@
+"""The engine as a service: submit a job into the database, run a job under a lease.
+
+Used by the API (submit, embedded worker) and the Celery worker (run) alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from latency_tables import LatencyTable, shipped_tables
+from nas.catalog import BenchmarkInfo, SpecError
+from nas.engine import Recorder, Summary, TrialRecord, run_search
+from nas.evaluators.benchmark import BenchmarkData
+from nas.resolve import build_estimators, build_search, check_spec, reference_point
+from nas.spec import JobSpec
+from storage import catalog as catalog_q
+from storage import jobs as jobs_q
+from storage.db import Unavailable, session_scope
+from storage.jobs import LeaseLost
+from storage.models import Job
+
+log = logging.getLogger("hwnas.service")
+_BENCHMARK_CACHE: OrderedDict[tuple[str, int], BenchmarkData] = OrderedDict()
+_CACHE_SIZE = 4
+
+
+class DbCatalog:
+    """nas.catalog.Catalog over the devices and benchmark tables stored in the database."""
+
+    def __init__(self, factory: sessionmaker[Session]):
+        self.factory = factory
+
+    def latency_table(self, space: str, device: str) -> LatencyTable | None:
+        with session_scope(self.factory) as s:
+            rows = catalog_q.get_device(s, device, space)
+            return LatencyTable.from_dict(rows[0].table) if rows else None
+
+    def device_names(self, space: str) -> list[str]:
+        with session_scope(self.factory) as s:
+            return [d.name for d in catalog_q.list_devices(s, space)]
+
+    def benchmark_info(self, name: str) -> BenchmarkInfo | None:
+        with session_scope(self.factory) as s:
+            t = catalog_q.get_benchmark(s, name)
+            return BenchmarkInfo(t.name, t.space, list(t.columns)) if t else None
+
+    def benchmark(self, name: str) -> BenchmarkData | None:
+        with session_scope(self.factory) as s:
+            t = catalog_q.get_benchmark(s, name)
+            if t is None:
+                return None
+            key = (str(s.get_bind().url), t.id)
+            if key not in _BENCHMARK_CACHE:
+                _BENCHMARK_CACHE[key] = BenchmarkData(t.name, t.space, list(t.columns),
+                                                      catalog_q.benchmark_rows(s, t.id))
+                while len(_BENCHMARK_CACHE) > _CACHE_SIZE:
+                    _BENCHMARK_CACHE.popitem(last=False)
+            return _BENCHMARK_CACHE[key]
+
+    def benchmark_names(self) -> list[str]:
+        with session_scope(self.factory) as s:
+            return [t.name for t in catalog_q.list_benchmarks(s)]
+
+
+def register_shipped_tables(factory: sessionmaker[Session]) -> int:
+    """Store the tables that ship with hwnas (idempotent; run at start-up and by ``db upgrade``)."""
+    tables = shipped_tables()
+    with session_scope(factory) as s:
+        for table in tables:
+            catalog_q.upsert_device(s, table.to_dict())
+    return len(tables)
+
+
+def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int | None = None,
+           idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Validate against the catalog and store the job. Returns (job, created)."""
+    if idempotency_key:
+        with session_scope(factory) as s:
+            existing = jobs_q.find_by_idempotency_key(s, idempotency_key, tenant_id)
+            if existing is not None:
+                return existing, False
+    catalog = DbCatalog(factory)
+    check_spec(spec, catalog)
+    reference = reference_point(spec, build_estimators(spec, catalog))
+    with session_scope(factory) as s:
+        job = jobs_q.create_job(s, spec=spec.model_dump(mode="json"), name=spec.name,
+                                budget=spec.budget.evaluations, reference_point=reference, tenant_id=tenant_id,
+                                idempotency_key=idempotency_key)
+    return job, True
+
+
+class DbRecorder(Recorder):
+    def __init__(self, factory: sessionmaker[Session], job_id: str, token: str):
+        self.factory, self.job_id, self.token = factory, job_id, token
+        self.lease_lost = threading.Event()
+
+    def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
+        with session_scope(self.factory) as s:
+            job = jobs_q.owned_job(s, self.job_id, self.token)
+            trials = [TrialRecord(seq=t.seq, arch=t.arch, arch_hash=t.arch_hash, status=t.status,
+                                  metrics=t.metrics, error=t.error, started_at=t.started_at,
+                                  finished_at=t.finished_at) for t in jobs_q.job_trials(s, self.job_id)]
+            return job.checkpoint, trials
+
+    def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
+        rows = [{**asdict(t), "duration_s": t.duration_s} for t in trials]
+        with session_scope(self.factory) as s:
+            jobs_q.record_batch(s, self.job_id, self.token, rows, checkpoint=checkpoint,
+                                evaluated=summary.evaluated, failed=summary.failed, front=summary.front,
+                                hypervolume=summary.hypervolume, best=summary.best)
+
+    def stop_reason(self) -> str | None:
+        if self.lease_lost.is_set():
+            raise LeaseLost(self.job_id)
+        with session_scope(self.factory) as s:
+            job = jobs_q.owned_job(s, self.job_id, self.token)
+            return "cancelled" if job.cancel_requested else None
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, recorder: DbRecorder, interval: float):
+        super().__init__(daemon=True, name=f"heartbeat-{recorder.job_id[:8]}")
+        self.recorder, self.interval = recorder, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        r = self.recorder
+        while not self.stopped.wait(self.interval):
+            try:
+                with session_scope(r.factory) as s:
+                    if not jobs_q.heartbeat(s, r.job_id, r.token):
+                        r.lease_lost.set()
+                        return
+            except Unavailable:
+                log.warning("heartbeat of %s: database unavailable, retrying", r.job_id)
+
+
+def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, lease_seconds: int) -> str:
+    """Claim and run one job to its end. Returns what happened (for logs and tests)."""
+    with session_scope(factory) as s:
+        token = jobs_q.claim(s, job_id, owner, lease_seconds)
+    if token is None:
+        return "not claimed"
+    with session_scope(factory) as s:
+        spec_data = jobs_q.owned_job(s, job_id, token).spec
+    try:
+        search = build_search(JobSpec.model_validate(spec_data), DbCatalog(factory))
+    except (SpecError, ValueError) as exc:
+        with session_scope(factory) as s:
+            jobs_q.finish(s, job_id, token, "failed", f"the job cannot run: {exc}")
+        return "failed"
+    recorder = DbRecorder(factory, job_id, token)
+    beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
+    beat.start()
+    try:
+        summary = run_search(search, recorder)
+        status = "cancelled" if summary.stop_reason == "cancelled" else "succeeded"
+        note = ("the search space has no more feasible architectures"
+                if summary.stop_reason == "exhausted" else None)
+        with session_scope(factory) as s:
+            jobs_q.finish(s, job_id, token, status, note)
+        return status
+    except LeaseLost:
+        log.warning("job %s: lease lost, another worker owns it now", job_id)
+        return "lease lost"
+    except Unavailable:
+        log.exception("job %s: database unavailable; the reaper will hand the job on", job_id)
+        return "database unavailable"
+    except Exception as exc:  # an engine bug must end the job with its reason, not hang it
+        log.exception("job %s failed", job_id)
+        with session_scope(factory) as s:
+            jobs_q.finish(s, job_id, token, "failed", f"{type(exc).__name__}: {exc}")
+        return "failed"
+    finally:
+        beat.stopped.set()

@@ -1,0 +1,151 @@
+"""The job spec users submit (``POST /v1/jobs`` body, ``hwnas search --spec`` file)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from search_spaces import SPACES
+
+#: Metrics an objective or constraint may name, and who provides them.
+METRICS: dict[str, str] = {
+    "accuracy": "evaluator",
+    "latency_ms": "latency table of a device",
+}
+PER_DEVICE_METRICS = {"latency_ms"}
+MAX_BUDGET = 1_000_000
+
+
+def metric_key(metric: str, device: str | None) -> str:
+    """How a metric is named in trial metrics: ``latency_ms@pixel3`` for per-device metrics."""
+    return f"{metric}@{device}" if device else metric
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StrategySpec(_Strict):
+    name: str = "evolution"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from nas.strategies import STRATEGIES
+
+        if name not in STRATEGIES:
+            raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(sorted(STRATEGIES))}")
+        return name
+
+
+class BudgetSpec(_Strict):
+    evaluations: int = Field(ge=1, le=MAX_BUDGET)
+
+
+class _MetricRef(_Strict):
+    metric: str
+    device: str | None = Field(default=None, min_length=1, max_length=100)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+        return metric
+
+    @model_validator(mode="after")
+    def _device_when_needed(self) -> _MetricRef:
+        if self.metric in PER_DEVICE_METRICS and not self.device:
+            raise ValueError(f"metric {self.metric!r} needs a device")
+        if self.metric not in PER_DEVICE_METRICS and self.device:
+            raise ValueError(f"metric {self.metric!r} takes no device")
+        return self
+
+    @property
+    def key(self) -> str:
+        return metric_key(self.metric, self.device)
+
+
+class ObjectiveSpec(_MetricRef):
+    goal: Literal["maximize", "minimize"]
+
+
+class ConstraintSpec(_MetricRef):
+    max: float | None = None
+    min: float | None = None
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> ConstraintSpec:
+        if self.max is None and self.min is None:
+            raise ValueError("a constraint needs 'max' or 'min'")
+        return self
+
+    def satisfied(self, value: float) -> bool:
+        return (self.max is None or value <= self.max) and (self.min is None or value >= self.min)
+
+
+class BenchmarkEvaluatorSpec(_Strict):
+    type: Literal["benchmark"]
+    table: str = Field(min_length=1, max_length=100)
+    metric: str = Field(min_length=1, max_length=100)
+
+
+class CommandEvaluatorSpec(_Strict):
+    type: Literal["command"]
+    command: str = Field(min_length=1, max_length=4000)
+    timeout_s: float = Field(default=600.0, gt=0, le=86_400)
+    retries: int = Field(default=0, ge=0, le=10)
+
+
+class TrainEvaluatorSpec(_Strict):
+    """Short real training; ``dataset`` is ``digits`` (scikit-learn's, built in) or an .npz path."""
+
+    type: Literal["train"]
+    dataset: str = Field(default="digits", max_length=1000)
+    epochs: int = Field(default=3, ge=1, le=200)
+    width: int = Field(default=8, ge=1, le=128)
+    cells_per_stage: int = Field(default=1, ge=1, le=5)
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    learning_rate: float = Field(default=0.05, gt=0, le=10)
+
+
+EvaluatorSpec = Annotated[BenchmarkEvaluatorSpec | CommandEvaluatorSpec | TrainEvaluatorSpec,
+                          Field(discriminator="type")]
+
+
+class JobSpec(_Strict):
+    name: str = Field(default="", max_length=200)
+    space: str
+    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    budget: BudgetSpec
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    objectives: list[ObjectiveSpec] = Field(min_length=1, max_length=16)
+    constraints: list[ConstraintSpec] = Field(default_factory=list, max_length=32)
+    evaluator: EvaluatorSpec
+    #: Hypervolume reference per objective key; defaults are documented in nas.pareto.
+    reference_point: dict[str, float] | None = None
+    batch_size: int = Field(default=1, ge=1, le=1024)
+
+    @field_validator("space")
+    @classmethod
+    def _known_space(cls, space: str) -> str:
+        if space not in SPACES:
+            raise ValueError(f"unknown search space {space!r}; valid: {', '.join(sorted(SPACES))}")
+        return space
+
+    @model_validator(mode="after")
+    def _distinct_objectives(self) -> JobSpec:
+        keys = [o.key for o in self.objectives]
+        if len(set(keys)) != len(keys):
+            raise ValueError("objectives must be distinct")
+        if self.reference_point is not None:
+            unknown = set(self.reference_point) - set(keys)
+            if unknown:
+                raise ValueError(f"reference_point names {sorted(unknown)}, not objectives {keys}")
+        return self
+
+    def devices(self) -> list[str]:
+        refs: list[_MetricRef] = [*self.objectives, *self.constraints]
+        return sorted({r.device for r in refs if r.device})

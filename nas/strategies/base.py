@@ -1,0 +1,81 @@
+"""Strategy base: ask/tell with a seeded generator, dedup by canonical hash, checkpointable.
+
+When each hook runs:
+- ``ask(n)`` before an evaluation batch; returns up to ``n`` new architectures
+  (fewer only when the feasible space is exhausted). Never an architecture
+  isomorphic to one asked before.
+- ``tell(results)`` after the batch, with one result per asked architecture.
+- ``state_dict()`` after every ``tell``; ``load_state_dict()`` once on resume,
+  after which the run continues exactly as if never interrupted.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nas.problem import Problem, TrialResult
+
+MAX_DRAWS = 200
+
+
+class Strategy(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def __init__(self, problem: Problem, seed: int = 0, **params: Any):
+        if params:
+            raise ValueError(f"strategy {self.name!r} takes no params {sorted(params)}")
+        self.problem = problem
+        self.space = problem.space
+        self.rng = np.random.default_rng(seed)
+        self.seen: set[str] = set()
+        self.exhausted = False
+
+    def ask(self, n: int) -> list[str]:
+        out: list[str] = []
+        for _ in range(n):
+            arch = self._draw_fresh(self._propose)
+            if arch is None:
+                break
+            out.append(arch)
+        return out
+
+    @abstractmethod
+    def _propose(self) -> str:
+        """One candidate (may repeat or be infeasible: ``ask`` filters)."""
+
+    def tell(self, results: Sequence[TrialResult]) -> None:
+        """Default: nothing to learn (random search)."""
+
+    def _draw_fresh(self, propose: Callable[[], str]) -> str | None:
+        """Draw from ``propose`` until a new feasible architecture comes; fall back to sampling."""
+        for source in (propose, lambda: self.space.sample(self.rng)):
+            for _ in range(MAX_DRAWS):
+                arch = source()
+                key = self.space.canonical_hash(arch)
+                if key in self.seen or not self.problem.feasible([arch])[0]:
+                    continue
+                self.seen.add(key)
+                return arch
+        self.exhausted = True
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "seen": sorted(self.seen),
+                "exhausted": self.exhausted, **self._state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.seen = set(state["seen"])
+        self.exhausted = bool(state.get("exhausted", False))
+        self._load_state(state)
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        pass

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from nas.strategies.base import Strategy
+
+
+class RandomSearch(Strategy):
+    name = "random"
+    description = "Uniform samples of the feasible space, never repeating an isomorphic cell."
+
+    def _propose(self) -> str:
+        return self.space.sample(self.rng)

@@ -1,0 +1,97 @@
+"""The search-space interface: a space owns sampling, mutation, encoding and hashing.
+
+Strategies never look inside an architecture string; they work on the integer
+encoding (one choice index per position, ``dims[i]`` choices at position ``i``)
+or call the space's own operators.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class InvalidArchitecture(ValueError):
+    """An architecture string that does not parse in this space."""
+
+
+class SearchSpace(ABC):
+    name: str
+    description: str
+    #: Names of the choices at each position; ``dims`` derives from it.
+    choices: Sequence[Sequence[str]]
+
+    @property
+    def dims(self) -> list[int]:
+        return [len(c) for c in self.choices]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod([float(d) for d in self.dims]))
+
+    @abstractmethod
+    def encode(self, arch: str) -> np.ndarray:
+        """Architecture string -> int vector of choice indices; raises InvalidArchitecture."""
+
+    @abstractmethod
+    def decode(self, codes: Sequence[int]) -> str:
+        """Int vector of choice indices -> canonical architecture string."""
+
+    @abstractmethod
+    def canonical_hash(self, arch: str) -> str:
+        """Equal for architectures that compute the same function (isomorphism-aware)."""
+
+    @abstractmethod
+    def op_signatures(self, arch: str) -> list[str]:
+        """The latency-table keys this architecture runs, with multiplicity."""
+
+    @abstractmethod
+    def build_model(self, arch: str, *, num_classes: int, in_channels: int = 3, width: int = 16,
+                    cells_per_stage: int = 5):  # -> torch.nn.Module
+        """An eval-ready torch network (imports torch lazily)."""
+
+    def position_signatures(self, position: int, choice: int) -> list[str]:
+        """Signatures contributed by one (position, choice); the estimator vectorises with it."""
+        return []
+
+    def base_signatures(self) -> list[str]:
+        """Signatures every architecture runs (stem, head, ...)."""
+        return []
+
+    def all_op_signatures(self) -> list[str]:
+        sigs = set(self.base_signatures())
+        for p, dim in enumerate(self.dims):
+            for c in range(dim):
+                sigs.update(self.position_signatures(p, c))
+        return sorted(sigs)
+
+    def normalize(self, arch: str) -> str:
+        return self.decode(self.encode(arch))
+
+    def sample(self, rng: np.random.Generator) -> str:
+        return self.decode([int(rng.integers(d)) for d in self.dims])
+
+    def mutate(self, arch: str, rng: np.random.Generator) -> str:
+        """Change one position to a different choice."""
+        codes = self.encode(arch).copy()
+        pos = int(rng.integers(len(codes)))
+        new = int(rng.integers(self.dims[pos] - 1))
+        codes[pos] = new if new < codes[pos] else new + 1
+        return self.decode(codes)
+
+    def neighbours(self, arch: str) -> list[str]:
+        codes = self.encode(arch)
+        out = []
+        for pos, dim in enumerate(self.dims):
+            for c in range(dim):
+                if c != codes[pos]:
+                    other = codes.copy()
+                    other[pos] = c
+                    out.append(self.decode(other))
+        return out
+
+    def signature_counts(self, arch: str) -> Counter[str]:
+        return Counter(self.op_signatures(arch))

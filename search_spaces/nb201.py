@@ -1,0 +1,99 @@
+"""NAS-Bench-201 cell space: 6 edges of a 4-node DAG, 5 ops per edge (15,625 cells)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from search_spaces.base import InvalidArchitecture, SearchSpace
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+#: (source, target) of each edge in string order: 0->1 | 0->2, 1->2 | 0->3, 1->3, 2->3
+EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+
+
+class NB201Space(SearchSpace):
+    name = "nb201"
+    description = "NAS-Bench-201 cell: 6 edges x 5 ops, 3 stages of 5 cells at 16/32/64 channels"
+    choices = tuple(OPS for _ in EDGES)
+
+    def encode(self, arch: str) -> np.ndarray:
+        text = arch.strip()
+        parts = [p for p in text.strip("|").replace("|+|", "+").split("+")]
+        if len(parts) != 3:
+            raise InvalidArchitecture(f"expected 3 nodes separated by '+', got {arch!r}")
+        codes: list[int] = []
+        for target, part in enumerate(parts, start=1):
+            tokens = [t for t in part.strip("|").split("|") if t]
+            if len(tokens) != target:
+                raise InvalidArchitecture(f"node {target} needs {target} inputs in {arch!r}")
+            for source, token in enumerate(tokens):
+                op, _, src = token.partition("~")
+                if op not in OPS:
+                    raise InvalidArchitecture(f"unknown op {op!r}; valid: {', '.join(OPS)}")
+                if src != str(source):
+                    raise InvalidArchitecture(f"edge {token!r} must read from node {source}")
+                codes.append(OPS.index(op))
+        return np.asarray(codes, dtype=np.int64)
+
+    def decode(self, codes: Sequence[int]) -> str:
+        if len(codes) != len(EDGES):
+            raise InvalidArchitecture(f"nb201 needs {len(EDGES)} codes, got {len(codes)}")
+        ops = [OPS[int(c)] for c in codes]
+        nodes = [[f"{ops[i]}~{EDGES[i][0]}" for i in range(len(EDGES)) if EDGES[i][1] == t]
+                 for t in (1, 2, 3)]
+        return "+".join("|" + "|".join(n) + "|" for n in nodes)
+
+    def canonical_hash(self, arch: str) -> str:
+        return hashlib.sha1(self.canonical_expression(arch).encode()).hexdigest()[:16]
+
+    def canonical_expression(self, arch: str) -> str:
+        """The function the cell computes, as a normalised expression.
+
+        A node with no live input is zero, an op applied to zero is zero, and the
+        inputs of a sum are sorted, so isomorphic cells get the same string.
+        """
+        codes = self.encode(arch)
+        exprs = ["x"]
+        for target in (1, 2, 3):
+            terms = []
+            for i, (src, dst) in enumerate(EDGES):
+                if dst != target:
+                    continue
+                op = OPS[codes[i]]
+                if op == "none" or exprs[src] == "0":
+                    continue
+                terms.append(exprs[src] if op == "skip_connect" else f"{op}({exprs[src]})")
+            exprs.append("+".join(sorted(terms)) if terms else "0")
+            if len(terms) > 1:
+                exprs[-1] = f"[{exprs[-1]}]"
+        return exprs[3]
+
+    def live_edges(self, codes: Sequence[int]) -> list[bool]:
+        """Edges whose output reaches node 3 and whose input is non-zero."""
+        has_input = [True, False, False, False]
+        for i, (src, dst) in enumerate(EDGES):
+            if OPS[codes[i]] != "none" and has_input[src]:
+                has_input[dst] = True
+        reaches_out = [False, False, False, True]
+        for i, (src, dst) in reversed(list(enumerate(EDGES))):
+            if OPS[codes[i]] != "none" and reaches_out[dst]:
+                reaches_out[src] = True
+        return [OPS[codes[i]] != "none" and has_input[src] and reaches_out[dst]
+                for i, (src, dst) in enumerate(EDGES)]
+
+    def position_signatures(self, position: int, choice: int) -> list[str]:
+        return [f"edge{position}:{OPS[choice]}"]
+
+    def op_signatures(self, arch: str) -> list[str]:
+        codes = self.encode(arch)
+        return [s for p, c in enumerate(codes) for s in self.position_signatures(p, int(c))]
+
+    def build_model(self, arch: str, *, num_classes: int, in_channels: int = 3, width: int = 16,
+                    cells_per_stage: int = 5):
+        from search_spaces.nb201_torch import NB201Network
+
+        return NB201Network(self.encode(arch).tolist(), num_classes=num_classes,
+                            in_channels=in_channels, width=width, cells_per_stage=cells_per_stage)

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, sessions and queries (no FastAPI, no Celery)."""

@@ -1,0 +1,174 @@
+"""Queries on jobs and trials. A worker's writes carry its lease token; a stale token is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from storage.models import Job, JobEvent, Trial, utcnow
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+STATUSES = ("queued", "running", *TERMINAL)
+TRIAL_SORTS = ("seq", "-seq", "duration_s", "-duration_s", "status", "-status")
+
+
+class LeaseLost(RuntimeError):
+    """This worker no longer owns the job: another claimed it, or it ended."""
+
+
+def create_job(session: Session, *, spec: dict[str, Any], name: str, budget: int,
+               reference_point: dict[str, float] | None = None, tenant_id: int | None = None,
+               idempotency_key: str | None = None) -> Job:
+    job = Job(id=str(uuid.uuid4()), name=name, spec=spec, budget=budget, tenant_id=tenant_id,
+              idempotency_key=idempotency_key, reference_point=reference_point, front=[])
+    session.add(job)
+    session.add(JobEvent(job_id=job.id, kind="submitted", message=f"budget {budget}"))
+    session.flush()
+    return job
+
+
+def find_by_idempotency_key(session: Session, key: str, tenant_id: int | None) -> Job | None:
+    return session.scalar(select(Job).where(Job.idempotency_key == key, Job.tenant_id.is_(tenant_id)
+                                            if tenant_id is None else Job.tenant_id == tenant_id))
+
+
+def get_job(session: Session, job_id: str, tenant_id: int | None = None) -> Job | None:
+    query = select(Job).where(Job.id == job_id)
+    if tenant_id is not None:
+        query = query.where(Job.tenant_id == tenant_id)
+    return session.scalar(query)
+
+
+def list_jobs(session: Session, *, status: str | None = None, limit: int = 50, offset: int = 0,
+              tenant_id: int | None = None) -> tuple[list[Job], int]:
+    where = []
+    if status:
+        where.append(Job.status == status)
+    if tenant_id is not None:
+        where.append(Job.tenant_id == tenant_id)
+    total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    items = session.scalars(select(Job).where(*where).order_by(Job.created_at.desc(), Job.id)
+                            .limit(limit).offset(offset)).all()
+    return list(items), total
+
+
+def list_trials(session: Session, job_id: str, *, sort: str = "seq", limit: int = 100,
+                offset: int = 0, status: str | None = None) -> tuple[list[Trial], int]:
+    """``sort`` is a column of TRIAL_SORTS or ``metric:KEY`` / ``-metric:KEY``."""
+    where = [Trial.job_id == job_id]
+    if status:
+        where.append(Trial.status == status)
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    if key.startswith("metric:"):
+        column: Any = Trial.metrics[key.removeprefix("metric:")].as_float()
+    else:
+        column = getattr(Trial, key)
+    order = column.desc() if descending else column.asc()
+    total = session.scalar(select(func.count()).select_from(Trial).where(*where)) or 0
+    items = session.scalars(select(Trial).where(*where).order_by(order.nulls_last(), Trial.seq)
+                            .limit(limit).offset(offset)).all()
+    return list(items), total
+
+
+def front_trials(session: Session, job: Job) -> list[Trial]:
+    if not job.front:
+        return []
+    return list(session.scalars(select(Trial).where(Trial.job_id == job.id, Trial.seq.in_(job.front))
+                                .order_by(Trial.seq)).all())
+
+
+def request_cancel(session: Session, job: Job) -> Job:
+    """Queued jobs end at once; running ones stop before their next evaluation."""
+    if job.status == "queued":
+        job.status, job.finished_at, job.cancel_requested = "cancelled", utcnow(), True
+        session.add(JobEvent(job_id=job.id, kind="cancelled", message="cancelled before it started"))
+    elif job.status == "running" and not job.cancel_requested:
+        job.cancel_requested = True
+        session.add(JobEvent(job_id=job.id, kind="cancel_requested", message="stops before its next evaluation"))
+    session.flush()
+    return job
+
+
+def claim(session: Session, job_id: str, owner: str, lease_seconds: int) -> str | None:
+    """Take the job if it is queued, or running under a lease that went stale. Returns the token."""
+    now = utcnow()
+    token = str(uuid.uuid4())
+    stale = now - dt.timedelta(seconds=lease_seconds)
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(("queued", "running")),
+               or_(Job.lease_token.is_(None), Job.heartbeat_at < stale))
+        .values(lease_token=token, lease_owner=owner, heartbeat_at=now, status="running",
+                attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, now))
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return None
+    session.add(JobEvent(job_id=job_id, kind="started", message=f"claimed by {owner}"))
+    return token
+
+
+def _owned(job_id: str, token: str) -> Any:
+    return and_(Job.id == job_id, Job.lease_token == token, Job.status == "running")
+
+
+def heartbeat(session: Session, job_id: str, token: str) -> bool:
+    result = session.execute(update(Job).where(_owned(job_id, token)).values(heartbeat_at=utcnow())
+                             .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def owned_job(session: Session, job_id: str, token: str) -> Job:
+    job = session.scalar(select(Job).where(_owned(job_id, token)))
+    if job is None:
+        raise LeaseLost(job_id)
+    return job
+
+
+def record_batch(session: Session, job_id: str, token: str, trials: Iterable[dict[str, Any]], *,
+                 checkpoint: dict[str, Any], evaluated: int, failed: int, front: Sequence[int],
+                 hypervolume: float, best: dict[str, Any] | None) -> None:
+    """Write trials and the checkpoint that produced them in one transaction, under the lease."""
+    result = session.execute(
+        update(Job).where(_owned(job_id, token))
+        .values(checkpoint=checkpoint, evaluated=evaluated, failed=failed, front=list(front),
+                hypervolume=hypervolume, best=best, heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise LeaseLost(job_id)
+    session.add_all(Trial(job_id=job_id, **t) for t in trials)
+
+
+def finish(session: Session, job_id: str, token: str, status: str, error: str | None = None) -> None:
+    result = session.execute(
+        update(Job).where(_owned(job_id, token))
+        .values(status=status, error=error, finished_at=utcnow(), lease_token=None)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise LeaseLost(job_id)
+    session.add(JobEvent(job_id=job_id, kind=status, message=error or ""))
+
+
+def fail_unclaimed(session: Session, job_id: str, error: str) -> None:
+    """End a queued job that cannot run (its spec no longer resolves)."""
+    session.execute(update(Job).where(Job.id == job_id, Job.status.in_(("queued", "running")))
+                    .values(status="failed", error=error, finished_at=utcnow(), lease_token=None)
+                    .execution_options(synchronize_session=False))
+    session.add(JobEvent(job_id=job_id, kind="failed", message=error))
+
+
+def job_trials(session: Session, job_id: str) -> list[Trial]:
+    return list(session.scalars(select(Trial).where(Trial.job_id == job_id).order_by(Trial.seq)).all())
+
+
+def runnable_job_ids(session: Session, lease_seconds: int) -> list[str]:
+    """Queued jobs, and running jobs whose heartbeat went stale (for the reaper)."""
+    stale = utcnow() - dt.timedelta(seconds=lease_seconds)
+    return list(session.scalars(select(Job.id).where(or_(
+        Job.status == "queued", and_(Job.status == "running", Job.heartbeat_at < stale)))
+        .order_by(Job.created_at)).all())

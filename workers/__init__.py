@@ -1,0 +1,1 @@
+"""Celery worker: the app, the job task and the reaper."""
