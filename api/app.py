@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from celery import Celery
 
             sender = Celery("hwnas-api", broker=settings.broker_url)
-            app.state.enqueue = lambda job_id: sender.send_task(CELERY_TASK, args=[job_id])
+            app.state.enqueue = lambda job_id: sender.send_task(CELERY_TASK, args=[job_id], queue=settings.queue)
             app.state.ping_broker = lambda: sender.connection_for_write().ensure_connection(max_retries=1)
         yield
         if worker:

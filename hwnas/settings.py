@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///.hwnas/hwnas.db"
     #: Redis URL of the Celery broker; empty means jobs run in an in-process worker.
     broker_url: str = ""
+    #: Celery queue jobs are sent to and workers consume.
+    queue: str = Field(default="hwnas", min_length=1, max_length=100)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     #: A job's lease: a worker that has not heartbeaten for this long loses the job.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -64,8 +66,7 @@ def serve(embedded: Annotated[bool, typer.Option(help="SQLite + in-process worke
 
 @app.command()
 def worker(concurrency: Annotated[int, typer.Option(help="Jobs run at once (processes)")] = 1,
-           beat: Annotated[bool, typer.Option(help="Also run the reaper schedule in this worker")] = True,
-           queues: Annotated[str, typer.Option(help="Comma-separated queues")] = "celery") -> None:
+           beat: Annotated[bool, typer.Option(help="Also run the reaper schedule in this worker")] = True) -> None:
     """Run a Celery worker (needs HWNAS_BROKER_URL and HWNAS_DATABASE_URL)."""
     settings = _settings()
     if settings.embedded:
@@ -73,8 +74,10 @@ def worker(concurrency: Annotated[int, typer.Option(help="Jobs run at once (proc
              "or run `hwnas serve --embedded` which needs no worker")
     from workers.celery_app import app as celery_app
 
-    argv = ["worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "--queues", queues]
-    celery_app.worker_main(argv + (["--beat", "--schedule", "/tmp/hwnas-beat-schedule"] if beat else []))
+    argv = ["worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "--queues", settings.queue]
+    if beat:
+        argv += ["--beat", "--schedule", str(Path(tempfile.gettempdir()) / f"hwnas-beat-{os.getpid()}")]
+    celery_app.worker_main(argv)
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,186 @@
+"""Shared fixtures: real PostgreSQL and Redis, live server and worker processes.
+
+Services come from HWNAS_TEST_DATABASE_URL / HWNAS_TEST_REDIS_URL (default: local
+servers). Without them a test skips, except under CI, where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PG_URL = os.environ.get("HWNAS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("HWNAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    message = f"{what} unreachable: {exc}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message} (CI is set: tests that need it must not skip)")
+    pytest.skip(message)
+
+
+def _pg_admin_url() -> str:
+    url = PG_URL
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    url = _pg_admin_url()
+    try:
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # any driver error means: no server here
+        _unavailable("PostgreSQL", exc)
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"hwnas_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def migrated_pg_url(pg_url: str) -> str:
+    from nas.service import register_shipped_tables
+    from storage.db import make_engine, make_session_factory
+    from storage.migrate import upgrade
+
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    register_shipped_tables(make_session_factory(engine))
+    engine.dispose()
+    return pg_url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        _unavailable("Redis", exc)
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def nb201_csv() -> Path:
+    path = SHARED_DATA / "nb201_hw.csv"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: the measured tables live in ../shared/data beside the checkout")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hwnas_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hwnas.cli.main", *args]
+
+
+@dataclass
+class Service:
+    url: str
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]]
+    logs: dict[str, Path]
+
+    def log(self, name: str) -> str:
+        return self.logs[name].read_text(errors="replace")[-4000:]
+
+
+def start_process(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    log = log_dir / f"{name}.log"
+    proc = subprocess.Popen(args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=ROOT,
+                            start_new_session=True)
+    return proc, log
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not healthy in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+@pytest.fixture
+def celery_stack(migrated_pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Service]:
+    """uvicorn + a Celery worker process on real PostgreSQL and Redis, on a queue of their own."""
+    port = free_port()
+    env = {**os.environ, "HWNAS_DATABASE_URL": migrated_pg_url, "HWNAS_BROKER_URL": redis_url,
+           "HWNAS_QUEUE": f"hwnas-test-{uuid.uuid4().hex[:8]}", "HWNAS_PORT": str(port),
+           "HWNAS_LEASE_SECONDS": "10", "PYTHONUNBUFFERED": "1"}
+    api, api_log = start_process("api", hwnas_cmd("serve"), env, tmp_path)
+    worker, worker_log = start_process("worker", hwnas_cmd("worker"), env, tmp_path)
+    service = Service(f"http://127.0.0.1:{port}", env, {"api": api, "worker": worker},
+                      {"api": api_log, "worker": worker_log})
+    try:
+        wait_healthy(service.url, api, api_log)
+        yield service
+    finally:
+        for proc in service.processes.values():
+            stop(proc)
+
+
+@pytest.fixture
+def embedded_server(tmp_path: Path) -> Iterator[Service]:
+    port = free_port()
+    env = {**os.environ, "HWNAS_DATABASE_URL": f"sqlite:///{tmp_path / 'hwnas.db'}", "HWNAS_BROKER_URL": "",
+           "HWNAS_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    api, api_log = start_process("api", hwnas_cmd("serve", "--embedded"), env, tmp_path)
+    service = Service(f"http://127.0.0.1:{port}", env, {"api": api}, {"api": api_log})
+    try:
+        wait_healthy(service.url, api, api_log)
+        yield service
+    finally:
+        stop(api)
