@@ -95,6 +95,7 @@ def run_search(search: Search, recorder: Recorder,
         tracker.add(trial)
     if checkpoint is not None:
         search.strategy.load_state_dict(checkpoint)
+    search.strategy.mark_seen(t.arch_hash for t in done)
     summary = tracker.summary
     while summary.evaluated < budget:
         reason = recorder.stop_reason()

@@ -99,6 +99,8 @@ class DbRecorder(Recorder):
     def __init__(self, factory: sessionmaker[Session], job_id: str, token: str):
         self.factory, self.job_id, self.token = factory, job_id, token
         self.lease_lost = threading.Event()
+        #: cancel flag read back by the last write; None until the first write
+        self._cancel_seen: bool | None = None
 
     def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
         with session_scope(self.factory) as s:
@@ -111,16 +113,17 @@ class DbRecorder(Recorder):
     def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
         rows = [{**asdict(t), "duration_s": t.duration_s} for t in trials]
         with session_scope(self.factory) as s:
-            jobs_q.record_batch(s, self.job_id, self.token, rows, checkpoint=checkpoint,
-                                evaluated=summary.evaluated, failed=summary.failed, front=summary.front,
-                                hypervolume=summary.hypervolume, best=summary.best)
+            self._cancel_seen = jobs_q.record_batch(
+                s, self.job_id, self.token, rows, checkpoint=checkpoint, evaluated=summary.evaluated,
+                failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume, best=summary.best)
 
     def stop_reason(self) -> str | None:
         if self.lease_lost.is_set():
             raise LeaseLost(self.job_id)
-        with session_scope(self.factory) as s:
-            job = jobs_q.owned_job(s, self.job_id, self.token)
-            return "cancelled" if job.cancel_requested else None
+        if not self._cancel_seen:
+            with session_scope(self.factory) as s:
+                self._cancel_seen = jobs_q.cancel_requested(s, self.job_id, self.token)
+        return "cancelled" if self._cancel_seen else None
 
 
 class _Heartbeat(threading.Thread):

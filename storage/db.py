@@ -35,6 +35,7 @@ def make_engine(url: str) -> Engine:
         def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
             cur = conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes; fsync at checkpoints
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 

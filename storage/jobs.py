@@ -130,18 +130,31 @@ def owned_job(session: Session, job_id: str, token: str) -> Job:
     return job
 
 
+def cancel_requested(session: Session, job_id: str, token: str) -> bool:
+    """The job's cancel flag, read under the lease (raises LeaseLost when it is gone)."""
+    flag = session.scalar(select(Job.cancel_requested).where(_owned(job_id, token)))
+    if flag is None:
+        raise LeaseLost(job_id)
+    return bool(flag)
+
+
 def record_batch(session: Session, job_id: str, token: str, trials: Iterable[dict[str, Any]], *,
                  checkpoint: dict[str, Any], evaluated: int, failed: int, front: Sequence[int],
-                 hypervolume: float, best: dict[str, Any] | None) -> None:
-    """Write trials and the checkpoint that produced them in one transaction, under the lease."""
-    result = session.execute(
+                 hypervolume: float, best: dict[str, Any] | None) -> bool:
+    """Write trials and the checkpoint that produced them in one transaction, under the lease.
+
+    Returns whether a cancel was requested, so the worker needs no extra query to know.
+    """
+    cancel_requested = session.execute(
         update(Job).where(_owned(job_id, token))
         .values(checkpoint=checkpoint, evaluated=evaluated, failed=failed, front=list(front),
                 hypervolume=hypervolume, best=best, heartbeat_at=utcnow())
-        .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+        .returning(Job.cancel_requested)
+        .execution_options(synchronize_session=False)).scalar_one_or_none()
+    if cancel_requested is None:
         raise LeaseLost(job_id)
-    session.add_all(Trial(job_id=job_id, **t) for t in trials)
+    session.execute(Trial.__table__.insert(), [{"job_id": job_id, **t} for t in trials])
+    return bool(cancel_requested)
 
 
 def finish(session: Session, job_id: str, token: str, status: str, error: str | None = None) -> None:
