@@ -32,9 +32,16 @@ def create_job(session: Session, *, spec: dict[str, Any], name: str, budget: int
     return job
 
 
-def find_by_idempotency_key(session: Session, key: str, tenant_id: int | None) -> Job | None:
-    return session.scalar(select(Job).where(Job.idempotency_key == key, Job.tenant_id.is_(tenant_id)
-                                            if tenant_id is None else Job.tenant_id == tenant_id))
+def find_by_idempotency_key(session: Session, key: str, tenant_id: int) -> Job | None:
+    return session.scalar(select(Job).where(Job.idempotency_key == key, Job.tenant_id == tenant_id))
+
+
+def active_load(session: Session, tenant_id: int) -> tuple[int, int]:
+    """(jobs queued or running, evaluations they still have to run) for a tenant."""
+    count, remaining = session.execute(
+        select(func.count(), func.coalesce(func.sum(Job.budget - Job.evaluated), 0))
+        .where(Job.tenant_id == tenant_id, Job.status.in_(("queued", "running")))).one()
+    return int(count), int(remaining)
 
 
 def get_job(session: Session, job_id: str, tenant_id: int | None = None) -> Job | None:
@@ -83,16 +90,24 @@ def front_trials(session: Session, job: Job) -> list[Trial]:
                                 .order_by(Trial.seq)).all())
 
 
-def request_cancel(session: Session, job: Job) -> Job:
-    """Queued jobs end at once; running ones stop before their next evaluation."""
-    if job.status == "queued":
-        job.status, job.finished_at, job.cancel_requested = "cancelled", utcnow(), True
-        session.add(JobEvent(job_id=job.id, kind="cancelled", message="cancelled before it started"))
-    elif job.status == "running" and not job.cancel_requested:
-        job.cancel_requested = True
-        session.add(JobEvent(job_id=job.id, kind="cancel_requested", message="stops before its next evaluation"))
-    session.flush()
-    return job
+def request_cancel(session: Session, job_id: str) -> None:
+    """Queued jobs end at once; running ones stop before their next evaluation.
+
+    Both are conditional updates, so a cancel racing a claim or a finish leaves
+    exactly one terminal state.
+    """
+    ended = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "queued")
+        .values(status="cancelled", finished_at=utcnow(), cancel_requested=True)
+        .execution_options(synchronize_session=False)).rowcount
+    if ended:
+        session.add(JobEvent(job_id=job_id, kind="cancelled", message="cancelled before it started"))
+        return
+    flagged = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "running", Job.cancel_requested.is_(False))
+        .values(cancel_requested=True).execution_options(synchronize_session=False)).rowcount
+    if flagged:
+        session.add(JobEvent(job_id=job_id, kind="cancel_requested", message="stops before its next evaluation"))
 
 
 def claim(session: Session, job_id: str, owner: str, lease_seconds: int) -> str | None:

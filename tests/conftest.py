@@ -115,9 +115,16 @@ class Service:
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]]
     logs: dict[str, Path]
+    api_key: str | None = None
 
     def log(self, name: str) -> str:
         return self.logs[name].read_text(errors="replace")[-4000:]
+
+
+def create_api_key(env: dict[str, str], tenant: str) -> str:
+    out = subprocess.run(hwnas_cmd("keys", "create", "--tenant", tenant), env=env, cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1]
 
 
 def start_process(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -163,7 +170,7 @@ def celery_stack(migrated_pg_url: str, redis_url: str, tmp_path: Path) -> Iterat
     api, api_log = start_process("api", hwnas_cmd("serve"), env, tmp_path)
     worker, worker_log = start_process("worker", hwnas_cmd("worker"), env, tmp_path)
     service = Service(f"http://127.0.0.1:{port}", env, {"api": api, "worker": worker},
-                      {"api": api_log, "worker": worker_log})
+                      {"api": api_log, "worker": worker_log}, create_api_key(env, "test-tenant"))
     try:
         wait_healthy(service.url, api, api_log)
         yield service

@@ -109,7 +109,7 @@ def test_unknown_device_lists_the_registered_ones(client: TestClient) -> None:
 
 
 def test_submit_runs_and_exposes_progress_trials_and_front(client: TestClient) -> None:
-    response = client.post("/v1/jobs", json=good_spec(budget={"evaluations": 30}))
+    response = client.post("/v1/jobs", json=good_spec(budget={"evaluations": 30}, max_failed_trials=30))
     assert response.status_code == 202
     job = response.json()
     assert response.headers["location"] == f"/v1/jobs/{job['id']}"

@@ -34,7 +34,7 @@ def test_search_runs_on_the_worker_and_front_matches_stored_trials(celery_stack:
         "constraints": [{"metric": "latency_ms", "device": "raspi4", "max": 40.0}],
         "evaluator": {"type": "benchmark", "table": "nb201", "metric": "cifar10_acc"},
     }
-    with Client(celery_stack.url) as client:
+    with Client(celery_stack.url, api_key=celery_stack.api_key) as client:
         job = client.submit(spec)
         done = client.wait(job.id, timeout=120, poll=0.3)
         assert done.status == "succeeded", celery_stack.log("worker")
@@ -61,7 +61,7 @@ def test_cancel_stops_a_running_job_within_one_evaluation(celery_stack: Service,
                        {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
         "evaluator": {"type": "command", "command": f"{sys.executable} {script} {{arch}}"},
     }
-    with Client(celery_stack.url) as client:
+    with Client(celery_stack.url, api_key=celery_stack.api_key) as client:
         job = client.submit(spec)
         deadline = time.monotonic() + 60
         while (current := client.get(job.id)).evaluated < 3:
