@@ -106,6 +106,8 @@ def run_search(search: Search, recorder: Recorder,
     search.strategy.mark_seen(t.arch_hash for t in done)
     summary = tracker.summary
     while summary.evaluated < budget:
+        # taken before the stop check: a trial's start then provably precedes any cancel it did not see
+        started = utcnow()
         reason = recorder.stop_reason()
         if reason:
             summary.stop_reason = reason
@@ -123,7 +125,6 @@ def run_search(search: Search, recorder: Recorder,
         if not archs:
             summary.stop_reason = "exhausted"
             break
-        started = utcnow()
         t0 = time.perf_counter()
         outcomes = search.evaluator.evaluate(archs)
         per_trial = (time.perf_counter() - t0) / len(archs)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -134,8 +136,9 @@ def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, 
 
 
 class DbRecorder(Recorder):
-    def __init__(self, factory: sessionmaker[Session], job_id: str, token: str):
+    def __init__(self, factory: sessionmaker[Session], job_id: str, token: str, lease_seconds: int):
         self.factory, self.job_id, self.token = factory, job_id, token
+        self.lease_seconds = lease_seconds
         self.lease_lost = threading.Event()
         #: cancel flag read back by the last write; None until the first write
         self._cancel_seen: bool | None = None
@@ -150,17 +153,46 @@ class DbRecorder(Recorder):
 
     def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
         rows = [{**asdict(t), "duration_s": t.duration_s} for t in trials]
-        with session_scope(self.factory) as s:
-            self._cancel_seen = jobs_q.record_batch(
-                s, self.job_id, self.token, rows, checkpoint=checkpoint, evaluated=summary.evaluated,
-                failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume, best=summary.best)
+
+        def write() -> None:
+            try:
+                with session_scope(self.factory) as s:
+                    self._cancel_seen = jobs_q.record_batch(
+                        s, self.job_id, self.token, rows, checkpoint=checkpoint, evaluated=summary.evaluated,
+                        failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume,
+                        best=summary.best)
+            except Conflict:
+                # a retry after a connection lost during COMMIT: the first attempt may have landed
+                with session_scope(self.factory) as s:
+                    if jobs_q.owned_job(s, self.job_id, self.token).evaluated < summary.evaluated:
+                        raise
+
+        self._retrying(write)
+
+    def _retrying(self, action: Callable[[], None]) -> None:
+        """Ride out a database restart for up to one lease; after that another worker may own the job."""
+        deadline = time.monotonic() + self.lease_seconds
+        delay = 0.25
+        while True:
+            try:
+                action()
+                return
+            except Unavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("job %s: database unavailable, retrying in %.1fs", self.job_id, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def stop_reason(self) -> str | None:
         if self.lease_lost.is_set():
             raise LeaseLost(self.job_id)
         if not self._cancel_seen:
-            with session_scope(self.factory) as s:
-                self._cancel_seen = jobs_q.cancel_requested(s, self.job_id, self.token)
+            def read() -> None:
+                with session_scope(self.factory) as s:
+                    self._cancel_seen = jobs_q.cancel_requested(s, self.job_id, self.token)
+
+            self._retrying(read)
         return "cancelled" if self._cancel_seen else None
 
 
@@ -199,7 +231,7 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
             jobs_q.finish(s, job_id, token, "failed", f"the job cannot run: {exc}")
         return "failed"
     deadline = first_start.timestamp() + spec.time_limit_s if spec.time_limit_s and first_start else None
-    recorder = DbRecorder(factory, job_id, token)
+    recorder = DbRecorder(factory, job_id, token, lease_seconds)
     beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
     beat.start()
     try:
