@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends
 
 from api.auth import current_caller
 from api.deps import SessionFactory
-from api.problems import Problem
+from api.problems import COMMON_ERRORS, Problem, problem_responses
 from api.schemas import DevicePublic, SearchSpacePublic, StrategyPublic
 from nas.strategies import STRATEGIES
 from search_spaces import SPACES
@@ -15,7 +15,8 @@ from storage import catalog as catalog_q
 from storage.db import session_scope
 from storage.models import Device
 
-router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)])
+router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)],
+                   responses={**COMMON_ERRORS, **problem_responses(404)})
 
 
 @router.get("/search-spaces", response_model=list[SearchSpacePublic])
