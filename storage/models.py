@@ -83,7 +83,7 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[dt.datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    checkpoint: Mapped[dict[str, Any] | None]
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(deferred=True)  # only workers read it
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]

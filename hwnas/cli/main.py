@@ -55,6 +55,7 @@ def _factory(settings: Settings):  # type: ignore[no-untyped-def]
 def serve(embedded: Annotated[bool, typer.Option(help="SQLite + in-process worker (ignores the broker)")] = False,
           host: Annotated[str | None, typer.Option(help="Bind address")] = None,
           port: Annotated[int | None, typer.Option(help="Port")] = None,
+          workers: Annotated[int, typer.Option(help="HTTP worker processes (not with --embedded)")] = 1,
           database_url: DbUrl = None) -> None:
     """Run the HTTP API (and, with --embedded, the worker in the same process)."""
     import uvicorn
@@ -65,7 +66,14 @@ def serve(embedded: Annotated[bool, typer.Option(help="SQLite + in-process worke
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     console.print(f"hwnas API on http://{settings.host}:{settings.port}  (docs at /docs, "
                   f"{'embedded worker, no auth' if settings.embedded else 'Celery at ' + settings.broker_url})")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    if workers > 1:
+        if settings.embedded:
+            fail("--workers needs the Celery mode: the embedded worker lives in one process")
+        os.environ["HWNAS_DATABASE_URL"] = settings.database_url  # the worker processes read the environment
+        uvicorn.run("api.app:create_app", factory=True, host=settings.host, port=settings.port, workers=workers,
+                    log_level="warning")
+    else:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
 @app.command()
