@@ -15,6 +15,7 @@ from hwnas.cli import remote
 from hwnas.cli.demo import demo
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
+from hwnas.cli.tables import app as tables_app
 from hwnas.settings import Settings
 
 app = typer.Typer(help="Hardware-aware neural architecture search.", no_args_is_help=True,
@@ -23,6 +24,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmark tables (accuracy lookups).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="benchmarks")
+app.add_typer(tables_app, name="tables")
 app.command()(search)
 app.command()(demo)
 remote.register(app)
