@@ -17,6 +17,7 @@ from hwnas.cli import remote
 from hwnas.cli.demo import demo
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
+from hwnas.cli.tables import app as tables_app
 from hwnas.settings import Settings
 
 app = typer.Typer(help="Hardware-aware neural architecture search.", no_args_is_help=True,
@@ -27,6 +28,7 @@ keys_app = typer.Typer(help="API keys (each names a tenant).", no_args_is_help=T
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="benchmarks")
 app.add_typer(keys_app, name="keys")
+app.add_typer(tables_app, name="tables")
 app.command()(search)
 app.command()(demo)
 remote.register(app)
