@@ -61,7 +61,14 @@ def nonnegative_lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from scipy.optimize import nnls
 
     q, r = np.linalg.qr(a)
-    x, _ = nnls(r, q.T @ b, maxiter=50 * a.shape[1])
+    qb = q.T @ b
+    try:
+        x = np.linalg.solve(r, qb)
+        if np.all(x >= 0):  # the unconstrained optimum is feasible, hence the answer
+            return x
+    except np.linalg.LinAlgError:
+        pass
+    x, _ = nnls(r, qb, maxiter=50 * a.shape[1])
     return x
 
 
@@ -116,6 +123,14 @@ def fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None = No
     Candidates: ridge towards the basis prior at every strength of ``RIDGE_GRID``, the
     prior alone, and (given ``tying``, and rows enough to fit it) the plain additive model.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small dense solves: BLAS threads only contend, on a shared machine badly
+        return _fit_entries(counts, y, basis, basis_names, tying, folds, repeats, seed)
+
+
+def _fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, basis_names: Sequence[str],
+                 tying: np.ndarray | None, folds: int, repeats: int, seed: int) -> FitResult:
     y = np.asarray(y, dtype=float)
     grid: list[float] = list(RIDGE_GRID)
     if basis is not None and len(basis):
