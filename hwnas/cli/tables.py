@@ -140,7 +140,8 @@ def fit(space: SpaceOpt,
     p = table.provenance
     model = p["model"] + (f" (strength {p['ridge_strength']:g})" if p["ridge_strength"] else "")
     console.print(f"wrote {out}: {len(table.entries)} entries for {device!r} ({s.name}) from {len(m.archs)} rows")
-    console.print(f"basis: {mix}; model: {model}; cross-validated relative error {p['cv_relative_error'] or 0:.1%}")
+    cv = "n/a (too few rows)" if p["cv_relative_error"] is None else f"{p['cv_relative_error']:.1%}"
+    console.print(f"basis: {mix}; model: {model}; cross-validated relative error {cv}")
 
 
 @app.command()
