@@ -31,6 +31,7 @@ from search_spaces.base import SearchSpace
 #: Ridge strengths tried by cross-validation (per row, in units of relative error^2).
 RIDGE_GRID = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
 PRIOR_ONLY = float("inf")
+PLAIN = -1.0  # the plain (position, choice) additive model, tied inside the vocabulary
 METHOD = ("non-negative combination of basis tables (HELP-style prior) + non-negative ridge of every "
           "op-signature entry towards it (dead/zero-input edges, node sums, pruned network as their own "
           "signatures), strength chosen by k-fold cross-validation")
@@ -60,7 +61,14 @@ def nonnegative_lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from scipy.optimize import nnls
 
     q, r = np.linalg.qr(a)
-    x, _ = nnls(r, q.T @ b, maxiter=50 * a.shape[1])
+    qb = q.T @ b
+    try:
+        x = np.linalg.solve(r, qb)
+        if np.all(x >= 0):  # the unconstrained optimum is feasible, hence the answer
+            return x
+    except np.linalg.LinAlgError:
+        pass
+    x, _ = nnls(r, qb, maxiter=50 * a.shape[1])
     return x
 
 
@@ -90,7 +98,11 @@ class FitResult:
     cv_error: float | None
 
 
-def _fit_once(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, strength: float) -> tuple[np.ndarray, np.ndarray]:
+def _fit_once(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, strength: float,
+              tying: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    if strength == PLAIN and tying is not None:
+        wt = row_weights(y)
+        return tying @ nonnegative_lstsq(counts @ tying * wt[:, None], y * wt), np.zeros(0)
     if basis is not None and len(basis):
         w = basis_weights(counts, y, basis)
         prior = w @ basis
@@ -104,27 +116,42 @@ def _fit_once(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, stren
 
 
 def fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None = None,
-                basis_names: Sequence[str] = (), *, folds: int = 5, seed: int = 0) -> FitResult:
-    """Fit entry means from (n, S) signature counts; the strength is chosen by k-fold CV."""
+                basis_names: Sequence[str] = (), *, tying: np.ndarray | None = None, folds: int = 5,
+                repeats: int = 3, seed: int = 0) -> FitResult:
+    """Fit entry means from (n, S) signature counts; the strength is chosen by k-fold CV.
+
+    Candidates: ridge towards the basis prior at every strength of ``RIDGE_GRID``, the
+    prior alone, and (given ``tying``, and rows enough to fit it) the plain additive model.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small dense solves: BLAS threads only contend, on a shared machine badly
+        return _fit_entries(counts, y, basis, basis_names, tying, folds, repeats, seed)
+
+
+def _fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, basis_names: Sequence[str],
+                 tying: np.ndarray | None, folds: int, repeats: int, seed: int) -> FitResult:
     y = np.asarray(y, dtype=float)
     grid: list[float] = list(RIDGE_GRID)
     if basis is not None and len(basis):
         grid.append(PRIOR_ONLY)
+    if tying is not None and len(y) >= 2 * tying.shape[1]:
+        grid.append(PLAIN)
     best, best_error = grid[0], None
     k = min(folds, len(y))
     if k >= 2 and len(grid) > 1:
-        fold_of = np.random.default_rng(seed).permutation(len(y)) % k
-        errors = []
-        for strength in grid:
-            total = 0.0
+        errors = np.zeros(len(grid))
+        for repeat in range(repeats):  # repeated k-fold: one split of 100 rows is a noisy judge
+            fold_of = np.random.default_rng(seed + repeat).permutation(len(y)) % k
             for f in range(k):
                 train, test = fold_of != f, fold_of == f
-                entries, _ = _fit_once(counts[train], y[train], basis, strength)
-                total += float((np.abs(counts[test] @ entries - y[test]) * row_weights(y)[test]).sum())
-            errors.append(total / len(y))
-        best_error = min(errors)
-        best = grid[errors.index(best_error)]
-    entries, w = _fit_once(counts, y, basis, best)
+                for g, strength in enumerate(grid):
+                    entries, _ = _fit_once(counts[train], y[train], basis, strength, tying)
+                    errors[g] += float((np.abs(counts[test] @ entries - y[test]) * row_weights(y)[test]).sum())
+        errors /= repeats * len(y)
+        best_error = float(errors.min())
+        best = grid[int(errors.argmin())]
+    entries, w = _fit_once(counts, y, basis, best, tying)
     return FitResult(entries, best, {name: float(v) for name, v in zip(basis_names, w) if v > 0}, best_error)
 
 
@@ -144,7 +171,8 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
     counts = space.signature_matrix(np.stack([space.encode(a) for a in archs]))
     usable = [t for t in basis if t.space == space.name and t.device_name != device["name"]]
     basis_matrix = np.stack([t.means(vocabulary) for t in usable]) if usable else None
-    result = fit_entries(counts, y, basis_matrix, [t.device_name for t in usable], seed=seed)
+    result = fit_entries(counts, y, basis_matrix, [t.device_name for t in usable], tying=space.plain_tying(),
+                         seed=seed)
     residual = y - counts @ result.entries
     seen = counts.sum(axis=0)
     entries = {sig: Entry(mean=float(v), std=0.0, count=max(1, int(seen[j])))
@@ -153,7 +181,10 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
         device=device, space=space.name, entries=entries, corrections={},
         provenance={"source": source, "method": METHOD, "rows": int(len(y)),
                     "date": dt.date.today().isoformat(),
-                    "ridge_strength": None if result.strength == PRIOR_ONLY else result.strength,
+                    "model": ("basis prior only" if result.strength == PRIOR_ONLY else
+                              "plain additive (tied entries)" if result.strength == PLAIN else
+                              "ridge towards the basis prior" if usable else "ridge"),
+                    "ridge_strength": result.strength if result.strength in RIDGE_GRID else None,
                     "basis_weights": result.basis_weights,
                     "cv_relative_error": result.cv_error,
                     "residual_std_ms": float(residual.std())},

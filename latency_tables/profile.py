@@ -22,8 +22,8 @@ Op timings in isolation miss what a whole network adds or saves (caches, dispatc
 so a calibration set of ``calibrate_archs`` networks timed end to end fits one
 non-negative scale per op type (ridge towards 1) -- a correction recorded in the
 provenance. Validation then measures ``validate_archs`` *other* networks end to end
-twice, interleaved, and records how well the table, FLOPs, parameter count and the
-second measurement each predict the first one.
+twice (two interleaved copies of each network), and records how well the table,
+FLOPs, parameter count and the second measurement each predict the first one.
 """
 
 from __future__ import annotations
@@ -223,19 +223,25 @@ def profile_entries(space: SearchSpace, *, timer: Timer, batch: int, rounds: int
 
 
 def measure_networks(space: SearchSpace, archs: list[str], *, timer: Timer, batch: int, rounds: int,
-                     progress: Progress | None = None, stage: str = "networks") -> np.ndarray:
-    """End-to-end latency (ms) of each architecture from interleaved, round-normalised rounds."""
+                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Two independent end-to-end measurements (ms) of each architecture.
+
+    Both copies of every network run interleaved in the same rounds, so the two
+    measurements see the same conditions and their disagreement is the noise floor.
+    """
     import torch
 
     calls = {}
     for i, arch in enumerate(archs):
         model = space.build_model(arch, num_classes=10 if space.name == "nb201" else 100).eval().to(timer.device)
         x = torch.randn(batch, 3, 32, 32, device=timer.device)
-        calls[str(i)] = (lambda m, t: lambda: m(t))(model, x)
+        for copy in "ab":
+            calls[f"{i}{copy}"] = (lambda m, t: lambda: m(t))(model, x)
     with torch.inference_mode():
         estimate = timer.measure(calls, rounds=rounds, repeats=1, warmup=2,
-                                 progress=(lambda r: progress(stage, r, rounds)) if progress else None)
-    return np.array([estimate[str(i)] for i in range(len(archs))])
+                                 progress=(lambda r: progress("timing networks", r, rounds)) if progress else None)
+    return (np.array([estimate[f"{i}a"] for i in range(len(archs))]),
+            np.array([estimate[f"{i}b"] for i in range(len(archs))]))
 
 
 def signature_group(signature: str) -> str:
@@ -316,8 +322,7 @@ def profile_space(space: SearchSpace, *, threads: int = 1, batch: int = 1, torch
     if validate_archs > 0 and only is None:
         rng = np.random.default_rng(seed + 1)
         archs = [space.sample(rng) for _ in range(calibrate_archs + validate_archs)]
-        passes = [measure_networks(space, archs, timer=timer, batch=batch, rounds=network_rounds,
-                                   progress=progress, stage=f"networks, pass {k}") for k in (1, 2)]
+        passes = measure_networks(space, archs, timer=timer, batch=batch, rounds=network_rounds, progress=progress)
         calibration, held_out = slice(0, calibrate_archs), slice(calibrate_archs, None)
         both = np.sqrt(passes[0] * passes[1])
         first, second = passes[0][held_out], passes[1][held_out]
@@ -330,7 +335,8 @@ def profile_space(space: SearchSpace, *, threads: int = 1, batch: int = 1, torch
         predicted = LatencyEstimator(table, space).predict(archs[held_out])
         flops, params = flops_and_params(space, archs[held_out])
         table.validation = {"held_out": True, "source": f"{validate_archs} random networks (seed {seed + 1}, "
-                            "not in the calibration set) timed end to end, compared with the first of two passes",
+                            "not in the calibration set) timed end to end twice, interleaved; "
+                            "compared with the first measurement",
                             **validation_report(predicted, first),
                             "noise_floor": validation_report(second, first),
                             "flops_kendall_tau": validation_report(flops, first)["kendall_tau"],

@@ -2,6 +2,7 @@
 
     python -m latency_tables.ship            # both spaces
     python -m latency_tables.ship fbnet      # one space
+    python -m latency_tables.ship profile    # nb201 profiled on this machine's CPU (minutes)
 
 For every ``lat_<device>`` column: fit on a seeded random ``FIT_ROWS`` rows with
 ``fit_table`` (no basis: each shipped table stands on its own device's data), then
@@ -65,7 +66,26 @@ def ship_space(space_name: str) -> None:
               f"spearman {v['spearman']:.3f}  (n={v['n']})")
 
 
+PROFILED_DEVICE = "dev_vm_cpu_1t"
+
+
+def ship_profile() -> None:
+    """nb201 on this machine's CPU, one thread: ops timed, 100 held-out networks validated."""
+    from latency_tables.profile import profile_space
+
+    table = profile_space(get_space("nb201"), threads=1, device_name=PROFILED_DEVICE, validate_archs=100)
+    out = SHIPPED_DIR / f"nb201__{PROFILED_DEVICE}.json"
+    save_table(table, out)
+    v, floor = table.validation, table.validation["noise_floor"]
+    print(f"{out.name}: within 10% {v['within_10pct']:.1%}, tau {v['kendall_tau']:.3f}; noise floor within 10% "
+          f"{floor['within_10pct']:.1%}, tau {floor['kendall_tau']:.3f}; FLOPs tau {v['flops_kendall_tau']:.3f}, "
+          f"params tau {v['params_kendall_tau']:.3f}; built in {table.provenance['build_seconds']:.0f} s")
+
+
 def main(argv: list[str]) -> None:
+    if argv == ["profile"]:
+        ship_profile()
+        return
     if not SHARED_DATA.is_dir():
         sys.exit(f"{SHARED_DATA} is missing: the measurements live beside the checkout")
     for name in argv or ["nb201", "fbnet"]:

@@ -87,6 +87,14 @@ class SearchSpace(ABC):
                     counts[rows, vocab[s]] += 1
         return counts
 
+    def plain_tying(self) -> np.ndarray | None:
+        """(signatures, 1 + sum(dims)) 0/1 matrix T with ``signature_matrix(c) @ T`` = [1, one-hot(c)].
+
+        Lets a fit try the plain (position, choice) additive model inside the table's own
+        vocabulary (entries tied together). None when the vocabulary is already that coarse.
+        """
+        return None
+
     def op_signatures(self, arch: str) -> list[str]:
         """The latency-table keys this architecture runs, with multiplicity."""
         counts = self.signature_matrix(self.encode(arch)[None, :])[0]

@@ -98,6 +98,20 @@ class NB201Space(SearchSpace):
             sigs += [f"node{target}:sum{k}" for k in range(2, target + 1)]
         return sigs
 
+    def plain_tying(self) -> np.ndarray:
+        """Every variant of edge i running op o ties to one (i, o) term; both network
+        signatures tie to the intercept; node sums and the input term tie to nothing."""
+        vocabulary = self.all_op_signatures()
+        tying = np.zeros((len(vocabulary), 1 + len(EDGES) * len(OPS)))
+        for j, sig in enumerate(vocabulary):
+            head, _, rest = sig.partition(":")
+            if head in ("network",):
+                tying[j, 0] = 1
+            elif head.startswith("edge"):
+                op = rest.split(":")[0]
+                tying[j, 1 + int(head[4:]) * len(OPS) + OPS.index(op)] = 1
+        return tying
+
     def signature_matrix(self, codes: np.ndarray) -> np.ndarray:
         """Signature counts of the cell as a runtime executes it.
 

@@ -137,10 +137,11 @@ def fit(space: SpaceOpt,
     save_table(table, out)
     weights = table.provenance["basis_weights"]
     mix = ", ".join(f"{k} {v:.2f}" for k, v in sorted(weights.items(), key=lambda kv: -kv[1])) or "none"
-    strength = table.provenance["ridge_strength"]
+    p = table.provenance
+    model = p["model"] + (f" (strength {p['ridge_strength']:g})" if p["ridge_strength"] else "")
     console.print(f"wrote {out}: {len(table.entries)} entries for {device!r} ({s.name}) from {len(m.archs)} rows")
-    console.print(f"basis: {mix}; per-entry ridge: {'prior only' if strength is None else strength}; "
-                  f"cross-validated relative error {table.provenance['cv_relative_error'] or 0:.1%}")
+    cv = "n/a (too few rows)" if p["cv_relative_error"] is None else f"{p['cv_relative_error']:.1%}"
+    console.print(f"basis: {mix}; model: {model}; cross-validated relative error {cv}")
 
 
 @app.command()

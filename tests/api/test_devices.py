@@ -29,7 +29,7 @@ def upload() -> dict:
 
 def test_shipped_devices_are_listed_and_shown(client: TestClient) -> None:
     names = {(d["name"], d["space"]) for d in client.get("/v1/devices").json()}
-    assert len(names) == 28 and ("raspi4", "nb201") in names and ("raspi4", "fbnet") in names
+    assert len(names) >= 28 and ("raspi4", "nb201") in names and ("raspi4", "fbnet") in names
     shown = client.get("/v1/devices/raspi4", params={"space": "nb201"}).json()
     assert len(shown) == 1
     assert shown[0]["validation"]["n"] > 1000 and "kendall_tau" in shown[0]["validation"]

@@ -65,12 +65,24 @@ def test_not_json(tmp_path: Path) -> None:
 
 
 def test_shipped_tables_cover_14_devices_per_space_with_validation() -> None:
+    from latency_tables.ship import PROFILED_DEVICE
+
     tables = shipped_tables()
     for space in ("nb201", "fbnet"):
-        mine = [t for t in tables if t.space == space]
-        assert len(mine) == 14
-        for t in mine:
+        fitted = [t for t in tables if t.space == space and t.device_name != PROFILED_DEVICE]
+        assert len(fitted) == 14
+        for t in fitted:
             t.check_space()
             assert t.provenance["source"] and t.provenance["date"] and t.provenance["method"]
             assert t.validation["n"] >= 1000 and t.validation["held_out"]
             assert 0.5 < t.validation["kendall_tau"] <= 1.0
+
+
+def test_the_profiled_table_records_its_noise_floor() -> None:
+    from latency_tables.ship import PROFILED_DEVICE
+
+    (table,) = [t for t in shipped_tables("nb201") if t.device_name == PROFILED_DEVICE]
+    table.check_space()
+    v = table.validation
+    assert v["n"] >= 100 and {"noise_floor", "flops_kendall_tau", "params_kendall_tau"} <= set(v)
+    assert table.provenance["environment"]["threads"] == 1 and table.provenance["reference_drift"]["ratio"] >= 1
