@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
+from api import dashboard, problems
 from api.routers import catalog, health, jobs
 from hwnas import __version__
 from hwnas.settings import Settings, get_settings
@@ -55,6 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.session_factory = factory
     problems.install(app)
-    for router in (jobs.router, catalog.router, health.router):
+    for router in (jobs.router, catalog.router, health.router, dashboard.router):
         app.include_router(router)
     return app
