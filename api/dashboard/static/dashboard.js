@@ -6,6 +6,14 @@
   const timings = (window.hwnasTimings = {});
   const TERMINAL = ["succeeded", "failed", "cancelled"];
   const PLOT_CONFIG = { responsive: true, displaylogo: false };
+  // Above this many trials the faint points are drawn with WebGL (scattergl): one canvas
+  // instead of one SVG node per point. ?render=svg or ?render=webgl forces either.
+  const WEBGL_ABOVE = 3000;
+  const RENDER = new URLSearchParams(window.location.search).get("render");
+
+  function webglAvailable() {
+    try { return !!document.createElement("canvas").getContext("webgl"); } catch (e) { return false; }
+  }
 
   function fmt(v, digits = 4) {
     if (v === null || v === undefined || Number.isNaN(v)) return "–";
@@ -70,8 +78,11 @@
     const table = trialsTable(jobId);
 
     async function loadSeries() {
-      const t0 = performance.now();
-      const s = await getJSON(`/jobs/${jobId}/series.json`);
+      // the first load uses the request the page's head started before plotly.js loaded
+      const early = window.hwnasSeries;
+      window.hwnasSeries = null;
+      const t0 = early ? window.hwnasSeriesStart : performance.now();
+      const s = await (early || getJSON(`/jobs/${jobId}/series.json`));
       const t1 = performance.now();
       await drawPareto(s);
       await drawHypervolume(s);
@@ -114,7 +125,10 @@
     async function drawPareto(s) {
       const container = document.getElementById("pareto-plots");
       const frontSet = new Set(s.front);
+      const h0 = performance.now();
       const hover = hoverTexts(s);
+      timings.hoverTextMs = performance.now() - h0;
+      timings.panelMs = [];
       const ykey = s.axes.y;
       const ys = ykey ? s.metrics[ykey] || [] : s.seq;
       const failed = s.trial_status.filter((x) => x !== "completed").length;
@@ -137,8 +151,9 @@
           if (frontSet.has(s.seq[i])) front.push(i);
         }
         const pick = (arr, idx) => idx.map((i) => arr[i]);
+        const gl = RENDER === "webgl" || (RENDER !== "svg" && all.length > WEBGL_ABOVE && webglAvailable());
         const traces = [
-          { type: "scatter", mode: "markers", name: `all trials (${all.length})`, x: pick(xs, all), y: pick(ys, all),
+          { type: gl ? "scattergl" : "scatter", mode: "markers", name: `all trials (${all.length})`, x: pick(xs, all), y: pick(ys, all),
             customdata: pick(s.seq, all), text: pick(hover, all), hovertemplate: "%{text}<extra></extra>",
             marker: { size: 5, color: "#4a6fa5", opacity: 0.3 } },
           { type: "scatter", mode: "markers", name: `Pareto front (${front.length})`, x: pick(xs, front), y: pick(ys, front),
@@ -154,7 +169,10 @@
           yaxis: { title: { text: ykey || "evaluation" } },
           shapes: [...xs1, ...ys1], annotations: [...xn, ...yn], uirevision: id,
         };
+        const p0 = performance.now();
         await Plotly.react(div, traces, layout, PLOT_CONFIG);
+        timings.panelMs.push(performance.now() - p0);
+        div.dataset.render = gl ? "webgl" : "svg";
         div.dataset.points = String(all.length);
         div.dataset.front = String(front.length);
         if (!clickBound.has(id)) {

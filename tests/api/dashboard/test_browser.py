@@ -69,6 +69,24 @@ def test_job_page_plots_every_trial_and_highlights_exactly_the_api_front(
     assert console.errors == []
 
 
+def test_webgl_rendering_of_many_trials_keeps_every_point_and_the_front(
+        dashboard_server: DashboardServer, page: Any, console: ConsoleLog) -> None:
+    """Big jobs draw the faint points with scattergl (forced here with ?render=webgl)."""
+    job = dashboard_server.jobs["multi"]
+    front = _front_seqs(dashboard_server, job["id"])
+    page.goto(f"{dashboard_server.url}/jobs/{job['id']}?render=webgl")
+    page.wait_for_function("Number(document.body.dataset.plotsReady) >= 1")
+    for plot in ("plot-pixel3", "plot-raspi4"):
+        assert page.get_attribute(f"#{plot}", "data-render") == "webgl"
+        assert page.evaluate(f"document.getElementById('{plot}')._fullData[0].type") == "scattergl"
+        assert page.evaluate(f"document.getElementById('{plot}')._fullData[0]._length") == 120
+        assert page.locator(f"#{plot} canvas").count() >= 1
+        assert _points(page, plot, 0).count() == len(front)  # the only SVG trace left is the front
+        assert sorted(page.evaluate(f"document.getElementById('{plot}').data[1].customdata")) == front
+    screenshot(page, "job-detail-webgl")
+    assert console.errors == []
+
+
 def test_trials_table_sorts_and_pages_from_the_keyboard(
         dashboard_server: DashboardServer, page: Any, console: ConsoleLog) -> None:
     job_id = dashboard_server.jobs["multi"]["id"]

@@ -124,3 +124,16 @@ def test_trials_csv_has_a_column_per_metric_key() -> None:
     assert [r["seq"] for r in rows] == ["0", "1"]
     assert rows[0]["accuracy"] == "91.5" and rows[0]["latency_ms@pixel3"] == "3.0"
     assert rows[1]["accuracy"] == "" and rows[1]["error"] == "exit 1"
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3, 4])
+def test_fast_hypervolume_equals_nas_pareto(dims: int) -> None:
+    from api.dashboard.series import _hypervolume
+    from nas.pareto import hypervolume
+
+    rng = np.random.default_rng(dims)
+    for n in (0, 1, 5, 40):
+        points = rng.uniform(0, 1, size=(n, dims))
+        points[: n // 4] = np.round(points[: n // 4], 1)  # ties and duplicates
+        reference = np.full(dims, 0.2)
+        assert _hypervolume(points, reference) == pytest.approx(hypervolume(points, reference), rel=1e-12, abs=1e-15)
