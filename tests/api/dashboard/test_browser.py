@@ -34,7 +34,7 @@ def _open_job(page: Any, server: DashboardServer, job_id: str) -> None:
 
 
 def test_job_page_plots_every_trial_and_highlights_exactly_the_api_front(
-        dashboard_server: DashboardServer, page: Any, console: ConsoleLog) -> None:
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
     job = dashboard_server.jobs["multi"]
     trials = _trials(dashboard_server, job["id"])
     front = _front_seqs(dashboard_server, job["id"])
@@ -70,7 +70,7 @@ def test_job_page_plots_every_trial_and_highlights_exactly_the_api_front(
 
 
 def test_webgl_rendering_of_many_trials_keeps_every_point_and_the_front(
-        dashboard_server: DashboardServer, page: Any, console: ConsoleLog) -> None:
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
     """Big jobs draw the faint points with scattergl (forced here with ?render=webgl)."""
     job = dashboard_server.jobs["multi"]
     front = _front_seqs(dashboard_server, job["id"])
@@ -88,7 +88,7 @@ def test_webgl_rendering_of_many_trials_keeps_every_point_and_the_front(
 
 
 def test_trials_table_sorts_and_pages_from_the_keyboard(
-        dashboard_server: DashboardServer, page: Any, console: ConsoleLog) -> None:
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
     job_id = dashboard_server.jobs["multi"]["id"]
     accuracies = sorted(t["metrics"]["accuracy"] for t in _trials(dashboard_server, job_id))
     _open_job(page, dashboard_server, job_id)
@@ -118,7 +118,7 @@ def test_trials_table_sorts_and_pages_from_the_keyboard(
 
 
 def test_jobs_list_filters_and_sorts_with_labelled_controls(
-        dashboard_server: DashboardServer, page: Any, console: ConsoleLog) -> None:
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
     page.goto(dashboard_server.url + "/")
     unlabelled = page.evaluate("""[...document.querySelectorAll('main input, main select, main button')]
         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
@@ -142,7 +142,7 @@ def test_jobs_list_filters_and_sorts_with_labelled_controls(
 
 
 def test_architecture_devices_and_compare_pages(
-        dashboard_server: DashboardServer, page: Any, console: ConsoleLog) -> None:
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
     multi, single = dashboard_server.jobs["multi"], dashboard_server.jobs["single"]
     devices = dashboard_server.client.get("/v1/devices", params={"space": "nb201"}).json()
 
@@ -170,7 +170,7 @@ def test_architecture_devices_and_compare_pages(
 
 
 def test_live_job_updates_then_cancel_from_the_page(
-        dashboard_server: DashboardServer, browser: Any, page: Any, console: ConsoleLog) -> None:
+        browser: Any, page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
     spec = slow_command_spec("slow command job", budget=400, seconds=0.25)
     job_id = dashboard_server.client.post("/v1/jobs", json=spec).raise_for_status().json()["id"]
     jobs_page = browser.new_page()
@@ -209,7 +209,7 @@ def test_live_job_updates_then_cancel_from_the_page(
 
 
 @pytest.mark.parametrize("path", ["/jobs/not-a-job"])
-def test_unknown_job_page_is_a_plain_404(dashboard_server: DashboardServer, page: Any, path: str) -> None:
+def test_unknown_job_page_is_a_plain_404(page: Any, dashboard_server: DashboardServer, path: str) -> None:
     response = page.goto(dashboard_server.url + path)
     assert response.status == 404
     assert page.get_by_role("link", name="Back to the jobs").is_visible()
