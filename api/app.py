@@ -9,6 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import dashboard, problems
+from api.auth import KeyCache
+from api.limits import BodySizeLimit
+from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from api.routers import catalog, health, jobs
 from hwnas import __version__
 from hwnas.settings import Settings, get_settings
@@ -36,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                  threads=settings.embedded_workers)
             app.state.enqueue = worker.enqueue
             resumed = worker.resume_pending()
-            log.warning("embedded mode: SQLite %s, in-process worker, no authentication "
+            log.warning("embedded mode: database %s, in-process worker, no authentication "
                         "(%d unfinished jobs resumed)", settings.database_url, resumed)
         else:
             from celery import Celery
@@ -54,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                               "watch it run, fetch the Pareto-optimal architectures.")
     app.state.settings = settings
     app.state.session_factory = factory
+    app.state.key_cache = KeyCache()
+    app.state.rate_limiter = RedisRateLimiter(settings.broker_url) if settings.broker_url else MemoryRateLimiter()
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     problems.install(app)
     for router in (jobs.router, catalog.router, health.router, dashboard.router):
         app.include_router(router)

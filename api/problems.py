@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,9 +12,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nas.catalog import SpecError
+from nas.service import QuotaExceeded
 from nas.evaluators import EVALUATOR_TYPES
 from storage.db import Conflict, Unavailable
 
+log = logging.getLogger("hwnas.api")
 MEDIA_TYPE = "application/problem+json"
 
 
@@ -78,9 +81,19 @@ def install(app: FastAPI) -> None:
         return _response(request, Problem(exc.status_code, str(exc.detail), str(exc.detail),
                                           headers=getattr(exc, "headers", None)))
 
+    @app.exception_handler(QuotaExceeded)
+    async def _quota(request: Request, exc: QuotaExceeded) -> JSONResponse:
+        return _response(request, Problem(429, "Quota exceeded", str(exc),
+                                          headers={"Retry-After": str(exc.retry_after_s)}))
+
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
         return _response(request, Problem(409, "Conflict", "the request conflicts with stored data"))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _response(request, Problem(500, "Internal server error", "the error was logged on the server"))
 
     @app.exception_handler(Unavailable)
     async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:

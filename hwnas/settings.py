@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     job_time_limit_s: int = Field(default=24 * 3600, ge=60)
     #: Threads of the in-process worker (embedded mode).
     embedded_workers: int = Field(default=1, ge=1, le=64)
+    #: Largest request body accepted (413 beyond).
+    max_body_bytes: int = Field(default=1_000_000, ge=1_000)
+    #: Per-tenant defaults; a tenant row may override each.
+    max_concurrent_jobs: int = Field(default=20, ge=1)
+    max_active_evaluations: int = Field(default=1_000_000, ge=1)
+    rate_limit_per_minute: int = Field(default=12_000, ge=1)
 
     @field_validator("database_url")
     @classmethod
@@ -44,6 +50,7 @@ class Settings(BaseSettings):
 
     @property
     def embedded(self) -> bool:
+        """SQLite-or-not, jobs run in the API process; single user, so no authentication."""
         return not self.broker_url
 
 

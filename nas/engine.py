@@ -65,12 +65,14 @@ class _Tracker:
         self.search = search
         self.archive = ParetoArchive(search.objectives, search.reference)
         self.summary = Summary()
+        self.failures: list[TrialRecord] = []
 
     def add(self, trial: TrialRecord) -> None:
         s = self.summary
         s.evaluated += 1
         if trial.status != "completed":
             s.failed += 1
+            self.failures = [*self.failures[-4:], trial]
             return
         if not all(o.key in trial.metrics for o in self.search.objectives):
             return
@@ -87,25 +89,42 @@ class _Tracker:
 
 
 def run_search(search: Search, recorder: Recorder,
-               on_progress: Callable[[Summary], None] | None = None) -> Summary:
+               on_progress: Callable[[Summary], None] | None = None,
+               deadline: float | None = None) -> Summary:
+    """Run until the budget is spent or something stops it (``summary.stop_reason`` says what).
+
+    ``deadline`` is a ``time.time()`` after which no new evaluation starts.
+    """
     budget = search.spec.budget.evaluations
+    failure_limit = search.spec.failure_limit
     checkpoint, done = recorder.resume()
     tracker = _Tracker(search)
     for trial in done:
         tracker.add(trial)
     if checkpoint is not None:
         search.strategy.load_state_dict(checkpoint)
+    search.strategy.mark_seen(t.arch_hash for t in done)
     summary = tracker.summary
     while summary.evaluated < budget:
+        # taken before the stop check: a trial's start then provably precedes any cancel it did not see
+        started = utcnow()
         reason = recorder.stop_reason()
         if reason:
             summary.stop_reason = reason
+            break
+        if summary.failed >= failure_limit:
+            last = next((t.error for t in reversed(tracker.failures) if t.error), "")
+            summary.stop_reason = (f"stopped: {summary.failed} failed trials reached the limit of "
+                                   f"{failure_limit}; last error: {last[:500]}")
+            break
+        if deadline is not None and time.time() >= deadline:
+            summary.stop_reason = (f"stopped: time limit of {search.spec.time_limit_s:g}s reached "
+                                   f"after {summary.evaluated} evaluations")
             break
         archs = search.strategy.ask(min(search.spec.batch_size, budget - summary.evaluated))
         if not archs:
             summary.stop_reason = "exhausted"
             break
-        started = utcnow()
         t0 = time.perf_counter()
         outcomes = search.evaluator.evaluate(archs)
         per_trial = (time.perf_counter() - t0) / len(archs)

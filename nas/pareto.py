@@ -30,6 +30,10 @@ def dominates(a: np.ndarray, b: np.ndarray) -> bool:
 def non_dominated_mask(points: np.ndarray) -> np.ndarray:
     """Boolean mask of the non-dominated rows of an oriented (n, d) array."""
     n = len(points)
+    if n <= 1024:  # one pairwise comparison: fast for the sizes strategies use
+        ge = np.all(points[:, None, :] >= points[None, :, :], axis=2)
+        gt = np.any(points[:, None, :] > points[None, :, :], axis=2)
+        return ~np.any(ge & gt, axis=0)
     mask = np.ones(n, dtype=bool)
     for i in range(n):
         if not mask[i]:

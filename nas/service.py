@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from collections import OrderedDict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,7 +23,8 @@ from nas.resolve import build_estimators, build_search, check_spec, reference_po
 from nas.spec import JobSpec
 from storage import catalog as catalog_q
 from storage import jobs as jobs_q
-from storage.db import Unavailable, session_scope
+from storage import tenants as tenants_q
+from storage.db import Conflict, Unavailable, session_scope
 from storage.jobs import LeaseLost
 from storage.models import Job
 
@@ -77,18 +80,55 @@ def register_shipped_tables(factory: sessionmaker[Session]) -> int:
     return len(tables)
 
 
-def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int | None = None,
+@dataclass(frozen=True)
+class Quotas:
+    max_concurrent_jobs: int
+    max_active_evaluations: int
+
+
+class QuotaExceeded(RuntimeError):
+    def __init__(self, message: str, retry_after_s: int = 30):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quotas: Quotas,
            idempotency_key: str | None = None) -> tuple[Job, bool]:
-    """Validate against the catalog and store the job. Returns (job, created)."""
-    if idempotency_key:
-        with session_scope(factory) as s:
-            existing = jobs_q.find_by_idempotency_key(s, idempotency_key, tenant_id)
-            if existing is not None:
-                return existing, False
+    """Validate against the catalog and store the job. Returns (job, created).
+
+    The tenant's row is locked for the transaction, so concurrent submissions of
+    one tenant are serialised: one job per idempotency key, quotas hold exactly.
+    """
     catalog = DbCatalog(factory)
     check_spec(spec, catalog)
     reference = reference_point(spec, build_estimators(spec, catalog))
+    try:
+        return _create(factory, spec, reference, tenant_id, quotas, idempotency_key)
+    except Conflict:
+        if not idempotency_key:
+            raise
+        with session_scope(factory) as s:  # a concurrent request with the same key won the race
+            existing = jobs_q.find_by_idempotency_key(s, idempotency_key, tenant_id)
+        if existing is None:
+            raise
+        return existing, False
+
+
+def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, float], tenant_id: int,
+            quotas: Quotas, idempotency_key: str | None) -> tuple[Job, bool]:
     with session_scope(factory) as s:
+        tenants_q.lock_tenant(s, tenant_id)
+        if idempotency_key:
+            existing = jobs_q.find_by_idempotency_key(s, idempotency_key, tenant_id)
+            if existing is not None:
+                return existing, False
+        active_jobs, active_evaluations = jobs_q.active_load(s, tenant_id)
+        if active_jobs >= quotas.max_concurrent_jobs:
+            raise QuotaExceeded(f"{active_jobs} jobs are queued or running; the limit is "
+                                f"{quotas.max_concurrent_jobs}")
+        if active_evaluations + spec.budget.evaluations > quotas.max_active_evaluations:
+            raise QuotaExceeded(f"{active_evaluations} evaluations are still to run and this job adds "
+                                f"{spec.budget.evaluations}; the limit is {quotas.max_active_evaluations}")
         job = jobs_q.create_job(s, spec=spec.model_dump(mode="json"), name=spec.name,
                                 budget=spec.budget.evaluations, reference_point=reference, tenant_id=tenant_id,
                                 idempotency_key=idempotency_key)
@@ -96,9 +136,12 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int | No
 
 
 class DbRecorder(Recorder):
-    def __init__(self, factory: sessionmaker[Session], job_id: str, token: str):
+    def __init__(self, factory: sessionmaker[Session], job_id: str, token: str, lease_seconds: int):
         self.factory, self.job_id, self.token = factory, job_id, token
+        self.lease_seconds = lease_seconds
         self.lease_lost = threading.Event()
+        #: cancel flag read back by the last write; None until the first write
+        self._cancel_seen: bool | None = None
 
     def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
         with session_scope(self.factory) as s:
@@ -110,17 +153,47 @@ class DbRecorder(Recorder):
 
     def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
         rows = [{**asdict(t), "duration_s": t.duration_s} for t in trials]
-        with session_scope(self.factory) as s:
-            jobs_q.record_batch(s, self.job_id, self.token, rows, checkpoint=checkpoint,
-                                evaluated=summary.evaluated, failed=summary.failed, front=summary.front,
-                                hypervolume=summary.hypervolume, best=summary.best)
+
+        def write() -> None:
+            try:
+                with session_scope(self.factory) as s:
+                    self._cancel_seen = jobs_q.record_batch(
+                        s, self.job_id, self.token, rows, checkpoint=checkpoint, evaluated=summary.evaluated,
+                        failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume,
+                        best=summary.best)
+            except Conflict:
+                # a retry after a connection lost during COMMIT: the first attempt may have landed
+                with session_scope(self.factory) as s:
+                    if jobs_q.owned_job(s, self.job_id, self.token).evaluated < summary.evaluated:
+                        raise
+
+        self._retrying(write)
+
+    def _retrying(self, action: Callable[[], None]) -> None:
+        """Ride out a database restart for up to one lease; after that another worker may own the job."""
+        deadline = time.monotonic() + self.lease_seconds
+        delay = 0.25
+        while True:
+            try:
+                action()
+                return
+            except Unavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("job %s: database unavailable, retrying in %.1fs", self.job_id, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     def stop_reason(self) -> str | None:
         if self.lease_lost.is_set():
             raise LeaseLost(self.job_id)
-        with session_scope(self.factory) as s:
-            job = jobs_q.owned_job(s, self.job_id, self.token)
-            return "cancelled" if job.cancel_requested else None
+        if not self._cancel_seen:
+            def read() -> None:
+                with session_scope(self.factory) as s:
+                    self._cancel_seen = jobs_q.cancel_requested(s, self.job_id, self.token)
+
+            self._retrying(read)
+        return "cancelled" if self._cancel_seen else None
 
 
 class _Heartbeat(threading.Thread):
@@ -148,21 +221,22 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     if token is None:
         return "not claimed"
     with session_scope(factory) as s:
-        spec_data = jobs_q.owned_job(s, job_id, token).spec
+        job = jobs_q.owned_job(s, job_id, token)
+        spec_data, first_start = job.spec, job.started_at
     try:
-        search = build_search(JobSpec.model_validate(spec_data), DbCatalog(factory))
+        spec = JobSpec.model_validate(spec_data)
+        search = build_search(spec, DbCatalog(factory))
     except (SpecError, ValueError) as exc:
         with session_scope(factory) as s:
             jobs_q.finish(s, job_id, token, "failed", f"the job cannot run: {exc}")
         return "failed"
-    recorder = DbRecorder(factory, job_id, token)
+    deadline = first_start.timestamp() + spec.time_limit_s if spec.time_limit_s and first_start else None
+    recorder = DbRecorder(factory, job_id, token, lease_seconds)
     beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
     beat.start()
     try:
-        summary = run_search(search, recorder)
-        status = "cancelled" if summary.stop_reason == "cancelled" else "succeeded"
-        note = ("the search space has no more feasible architectures"
-                if summary.stop_reason == "exhausted" else None)
+        summary = run_search(search, recorder, deadline=deadline)
+        status, note = _outcome(summary.stop_reason)
         with session_scope(factory) as s:
             jobs_q.finish(s, job_id, token, status, note)
         return status
@@ -179,3 +253,14 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
         return "failed"
     finally:
         beat.stopped.set()
+
+
+def _outcome(stop_reason: str | None) -> tuple[str, str | None]:
+    """Terminal status and the note stored with it."""
+    if stop_reason == "cancelled":
+        return "cancelled", None
+    if stop_reason == "exhausted":
+        return "succeeded", "the search space has no more feasible architectures"
+    if stop_reason:
+        return "failed", stop_reason
+    return "succeeded", None

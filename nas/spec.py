@@ -127,6 +127,14 @@ class JobSpec(_Strict):
     #: Hypervolume reference per objective key; defaults are documented in nas.pareto.
     reference_point: dict[str, float] | None = None
     batch_size: int = Field(default=1, ge=1, le=1024)
+    #: The job fails once this many trials failed; default max(10, budget // 2).
+    max_failed_trials: int | None = Field(default=None, ge=1, le=MAX_BUDGET)
+    #: Wall-clock limit from the job's first start; it then ends failed, its trials kept.
+    time_limit_s: float | None = Field(default=None, gt=0, le=30 * 86_400)
+
+    @property
+    def failure_limit(self) -> int:
+        return self.max_failed_trials or max(10, self.budget.evaluations // 2)
 
     @field_validator("space")
     @classmethod

@@ -50,25 +50,28 @@ class NB201Space(SearchSpace):
         return hashlib.sha1(self.canonical_expression(arch).encode()).hexdigest()[:16]
 
     def canonical_expression(self, arch: str) -> str:
-        """The function the cell computes, as a normalised expression.
+        """The cell as an expression, equal for isomorphic cells.
 
-        A node with no live input is zero, an op applied to zero is zero, and the
-        inputs of a sum are sorted, so isomorphic cells get the same string.
+        NAS-Bench-201's own rule (``to_unique_str(consider_zero=True)``), which
+        gives its published 6,466 classes: ``none`` or an op on a zero input is
+        zero ('#'), ``skip_connect`` passes its input through, and the terms of
+        a sum are sorted.
         """
         codes = self.encode(arch)
-        exprs = ["x"]
+        exprs = ["0"]
         for target in (1, 2, 3):
             terms = []
             for i, (src, dst) in enumerate(EDGES):
                 if dst != target:
                     continue
                 op = OPS[codes[i]]
-                if op == "none" or exprs[src] == "0":
-                    continue
-                terms.append(exprs[src] if op == "skip_connect" else f"{op}({exprs[src]})")
-            exprs.append("+".join(sorted(terms)) if terms else "0")
-            if len(terms) > 1:
-                exprs[-1] = f"[{exprs[-1]}]"
+                if op == "none" or exprs[src] == "#":
+                    terms.append("#")
+                elif op == "skip_connect":
+                    terms.append(exprs[src])
+                else:
+                    terms.append(f"({exprs[src]})@{op}")
+            exprs.append("+".join(sorted(terms)))
         return exprs[3]
 
     def live_edges(self, codes: Sequence[int]) -> list[bool]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -35,6 +35,7 @@ def make_engine(url: str) -> Engine:
         def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
             cur = conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable across app crashes; fsync at checkpoints
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
@@ -53,13 +54,23 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
         session.commit()
     except IntegrityError as exc:
-        session.rollback()
+        _rollback(session)
         raise Conflict(str(exc.orig)) from exc
-    except OperationalError as exc:
-        session.rollback()
-        raise Unavailable(str(exc.orig)) from exc
+    except DBAPIError as exc:
+        _rollback(session)
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            raise Unavailable(str(exc.orig)) from exc
+        raise
     except BaseException:
-        session.rollback()
+        _rollback(session)
         raise
     finally:
         session.close()
+
+
+def _rollback(session: Session) -> None:
+    """Roll back; on a dead connection there is nothing to roll back, and the error in flight matters."""
+    try:
+        session.rollback()
+    except DBAPIError:
+        pass

@@ -32,9 +32,16 @@ def create_job(session: Session, *, spec: dict[str, Any], name: str, budget: int
     return job
 
 
-def find_by_idempotency_key(session: Session, key: str, tenant_id: int | None) -> Job | None:
-    return session.scalar(select(Job).where(Job.idempotency_key == key, Job.tenant_id.is_(tenant_id)
-                                            if tenant_id is None else Job.tenant_id == tenant_id))
+def find_by_idempotency_key(session: Session, key: str, tenant_id: int) -> Job | None:
+    return session.scalar(select(Job).where(Job.idempotency_key == key, Job.tenant_id == tenant_id))
+
+
+def active_load(session: Session, tenant_id: int) -> tuple[int, int]:
+    """(jobs queued or running, evaluations they still have to run) for a tenant."""
+    count, remaining = session.execute(
+        select(func.count(), func.coalesce(func.sum(Job.budget - Job.evaluated), 0))
+        .where(Job.tenant_id == tenant_id, Job.status.in_(("queued", "running")))).one()
+    return int(count), int(remaining)
 
 
 def get_job(session: Session, job_id: str, tenant_id: int | None = None) -> Job | None:
@@ -87,16 +94,24 @@ def get_trial(session: Session, job_id: str, seq: int) -> Trial | None:
     return session.scalar(select(Trial).where(Trial.job_id == job_id, Trial.seq == seq))
 
 
-def request_cancel(session: Session, job: Job) -> Job:
-    """Queued jobs end at once; running ones stop before their next evaluation."""
-    if job.status == "queued":
-        job.status, job.finished_at, job.cancel_requested = "cancelled", utcnow(), True
-        session.add(JobEvent(job_id=job.id, kind="cancelled", message="cancelled before it started"))
-    elif job.status == "running" and not job.cancel_requested:
-        job.cancel_requested = True
-        session.add(JobEvent(job_id=job.id, kind="cancel_requested", message="stops before its next evaluation"))
-    session.flush()
-    return job
+def request_cancel(session: Session, job_id: str) -> None:
+    """Queued jobs end at once; running ones stop before their next evaluation.
+
+    Both are conditional updates, so a cancel racing a claim or a finish leaves
+    exactly one terminal state.
+    """
+    ended = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "queued")
+        .values(status="cancelled", finished_at=utcnow(), cancel_requested=True)
+        .execution_options(synchronize_session=False)).rowcount
+    if ended:
+        session.add(JobEvent(job_id=job_id, kind="cancelled", message="cancelled before it started"))
+        return
+    flagged = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "running", Job.cancel_requested.is_(False))
+        .values(cancel_requested=True).execution_options(synchronize_session=False)).rowcount
+    if flagged:
+        session.add(JobEvent(job_id=job_id, kind="cancel_requested", message="stops before its next evaluation"))
 
 
 def claim(session: Session, job_id: str, owner: str, lease_seconds: int) -> str | None:
@@ -134,18 +149,31 @@ def owned_job(session: Session, job_id: str, token: str) -> Job:
     return job
 
 
+def cancel_requested(session: Session, job_id: str, token: str) -> bool:
+    """The job's cancel flag, read under the lease (raises LeaseLost when it is gone)."""
+    flag = session.scalar(select(Job.cancel_requested).where(_owned(job_id, token)))
+    if flag is None:
+        raise LeaseLost(job_id)
+    return bool(flag)
+
+
 def record_batch(session: Session, job_id: str, token: str, trials: Iterable[dict[str, Any]], *,
                  checkpoint: dict[str, Any], evaluated: int, failed: int, front: Sequence[int],
-                 hypervolume: float, best: dict[str, Any] | None) -> None:
-    """Write trials and the checkpoint that produced them in one transaction, under the lease."""
-    result = session.execute(
+                 hypervolume: float, best: dict[str, Any] | None) -> bool:
+    """Write trials and the checkpoint that produced them in one transaction, under the lease.
+
+    Returns whether a cancel was requested, so the worker needs no extra query to know.
+    """
+    cancel_requested = session.execute(
         update(Job).where(_owned(job_id, token))
         .values(checkpoint=checkpoint, evaluated=evaluated, failed=failed, front=list(front),
                 hypervolume=hypervolume, best=best, heartbeat_at=utcnow())
-        .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
+        .returning(Job.cancel_requested)
+        .execution_options(synchronize_session=False)).scalar_one_or_none()
+    if cancel_requested is None:
         raise LeaseLost(job_id)
-    session.add_all(Trial(job_id=job_id, **t) for t in trials)
+    session.execute(Trial.__table__.insert(), [{"job_id": job_id, **t} for t in trials])
+    return bool(cancel_requested)
 
 
 def finish(session: Session, job_id: str, token: str, status: str, error: str | None = None) -> None:

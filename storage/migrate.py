@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 from alembic import command
 from alembic.config import Config
@@ -12,7 +12,7 @@ import migrations
 
 def alembic_config(url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    cfg.set_main_option("script_location", str(resources.files(migrations)))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

@@ -27,6 +27,10 @@ class Tenant(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: Quotas; NULL means the service-wide default (settings).
+    max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer)
+    max_active_evaluations: Mapped[int | None] = mapped_column(Integer)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKey(Base):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,9 +115,16 @@ class Service:
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]]
     logs: dict[str, Path]
+    api_key: str | None = None
 
     def log(self, name: str) -> str:
         return self.logs[name].read_text(errors="replace")[-4000:]
+
+
+def create_api_key(env: dict[str, str], tenant: str) -> str:
+    out = subprocess.run(hwnas_cmd("keys", "create", "--tenant", tenant), env=env, cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1]
 
 
 def start_process(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> tuple[subprocess.Popen[bytes], Path]:
@@ -163,7 +170,7 @@ def celery_stack(migrated_pg_url: str, redis_url: str, tmp_path: Path) -> Iterat
     api, api_log = start_process("api", hwnas_cmd("serve"), env, tmp_path)
     worker, worker_log = start_process("worker", hwnas_cmd("worker"), env, tmp_path)
     service = Service(f"http://127.0.0.1:{port}", env, {"api": api, "worker": worker},
-                      {"api": api_log, "worker": worker_log})
+                      {"api": api_log, "worker": worker_log}, create_api_key(env, "test-tenant"))
     try:
         wait_healthy(service.url, api, api_log)
         yield service
@@ -184,3 +191,150 @@ def embedded_server(tmp_path: Path) -> Iterator[Service]:
         yield service
     finally:
         stop(api)
+
+
+def _service_binary(path: str) -> str:
+    import glob
+    import shutil
+
+    found = shutil.which(path) or next(iter(sorted(glob.glob(path))), None)
+    if not found:
+        _unavailable(path, FileNotFoundError(path))
+    return str(found)
+
+
+@dataclass
+class PrivateRedis:
+    """A Redis server of the test's own, so it can be flushed and restarted."""
+
+    port: int
+    binary: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis(free_port(), _service_binary("redis-server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (initdb in a temp dir), so it can be restarted."""
+
+    port: int
+    data_dir: Path
+    bin_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir),
+                        "-w", "-o", f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1", *args],
+                       check=True, capture_output=True)
+
+    def start(self) -> None:
+        self._ctl("-l", str(self.data_dir / "log"), "start")
+
+    def restart(self) -> None:
+        self._ctl("-m", "fast", "-l", str(self.data_dir / "log"), "restart")
+
+    def stop(self) -> None:
+        self._ctl("-m", "immediate", "stop")
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    import shutil
+    import tempfile
+
+    bin_dir = Path(_service_binary("/usr/lib/postgresql/*/bin/initdb")).parent
+    root = Path(tempfile.mkdtemp(prefix="hwnas-pg-"))  # outside pytest's 0700 tree: postgres must reach it
+    root.chmod(0o777)
+    data_dir = root / "data"
+    subprocess.run(["runuser", "-u", "postgres", "--", str(bin_dir / "initdb"), "-D", str(data_dir), "-A", "trust",
+                    "-U", "postgres"], check=True, capture_output=True)
+    server = PrivatePostgres(free_port(), data_dir, bin_dir)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+class Stack:
+    """uvicorn + any number of Celery worker processes on given PostgreSQL and Redis URLs."""
+
+    def __init__(self, database_url: str, redis_url: str, log_dir: Path, lease_seconds: int = 5):
+        from nas.service import register_shipped_tables
+        from storage.db import make_engine, make_session_factory
+        from storage.migrate import upgrade
+
+        upgrade(database_url)
+        engine = make_engine(database_url)
+        register_shipped_tables(make_session_factory(engine))
+        engine.dispose()
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_dir = log_dir
+        self.env = {**os.environ, "HWNAS_DATABASE_URL": database_url, "HWNAS_BROKER_URL": redis_url,
+                    "HWNAS_QUEUE": f"hwnas-test-{uuid.uuid4().hex[:8]}", "HWNAS_PORT": str(port),
+                    "HWNAS_LEASE_SECONDS": str(lease_seconds), "PYTHONUNBUFFERED": "1"}
+        self.api_key = create_api_key(self.env, "test-tenant")
+        self.api, api_log = start_process("api", hwnas_cmd("serve"), self.env, log_dir)
+        self.workers: list[subprocess.Popen[bytes]] = []
+        wait_healthy(self.url, self.api, api_log)
+
+    def start_worker(self, beat: bool = True) -> subprocess.Popen[bytes]:
+        name = f"worker{len(self.workers)}"
+        args = hwnas_cmd("worker", *([] if beat else ["--no-beat"]))
+        proc, _ = start_process(name, args, self.env, self.log_dir)
+        self.workers.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.log_dir.glob("*.log")))
+
+    def close(self) -> None:
+        for proc in [self.api, *self.workers]:
+            stop(proc)
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+    stacks: list[Stack] = []
+
+    def make(database_url: str, redis_url: str, **kwargs: object) -> Stack:
+        stack = Stack(database_url, redis_url, tmp_path, **kwargs)  # type: ignore[arg-type]
+        stacks.append(stack)
+        return stack
+
+    yield make
+    for stack in stacks:
+        stack.close()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from api.auth import current_caller
 from api.deps import SessionFactory
 from api.problems import Problem
 from api.schemas import DevicePublic, SearchSpacePublic, StrategyPublic
@@ -14,7 +15,7 @@ from storage import catalog as catalog_q
 from storage.db import session_scope
 from storage.models import Device
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)])
 
 
 @router.get("/search-spaces", response_model=list[SearchSpacePublic])

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 
+from api.auth import CallerDep
 from api.deps import Enqueue, SessionFactory
 from api.problems import Problem, field_error
 from api.schemas import JobPublic, ObjectivePublic, Page, ParetoPublic, Progress, TrialPublic
@@ -35,19 +36,24 @@ def trial_public(t: Trial) -> TrialPublic:
     return TrialPublic.model_validate(t, from_attributes=True)
 
 
-def _get(factory: SessionFactory, job_id: str) -> Job:
+def _not_found(job_id: str) -> Problem:
+    return Problem(404, "Job not found", f"no job {job_id!r}")
+
+
+def _get(factory: SessionFactory, caller: CallerDep, job_id: str) -> Job:
     with session_scope(factory) as s:
-        job = jobs_q.get_job(s, job_id)
+        job = jobs_q.get_job(s, job_id, caller.tenant_id)
     if job is None:
-        raise Problem(404, "Job not found", f"no job {job_id!r}")
+        raise _not_found(job_id)
     return job
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
              responses={422: {"description": "Invalid job spec (problem details)"}})
-def submit_job(spec: JobSpec, response: Response, factory: SessionFactory, enqueue: Enqueue,
-               idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> JobPublic:
-    job, created = service.submit(factory, spec, idempotency_key=idempotency_key)
+def submit_job(spec: JobSpec, response: Response, factory: SessionFactory, enqueue: Enqueue, caller: CallerDep,
+               idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None) -> JobPublic:
+    job, created = service.submit(factory, spec, tenant_id=caller.tenant_id, quotas=caller.quotas,
+                                  idempotency_key=idempotency_key)
     if created:
         try:
             enqueue(job.id)
@@ -58,21 +64,21 @@ def submit_job(spec: JobSpec, response: Response, factory: SessionFactory, enque
 
 
 @router.get("", response_model=Page[JobPublic])
-def list_jobs(factory: SessionFactory, status: JobStatus | None = None,
+def list_jobs(factory: SessionFactory, caller: CallerDep, status: JobStatus | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               offset: Annotated[int, Query(ge=0)] = 0) -> Page[JobPublic]:
     with session_scope(factory) as s:
-        items, total = jobs_q.list_jobs(s, status=status, limit=limit, offset=offset)
+        items, total = jobs_q.list_jobs(s, status=status, limit=limit, offset=offset, tenant_id=caller.tenant_id)
     return Page(items=[job_public(j) for j in items], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses={404: {"description": "No such job"}})
-def get_job(job_id: str, factory: SessionFactory) -> JobPublic:
-    return job_public(_get(factory, job_id))
+def get_job(job_id: str, factory: SessionFactory, caller: CallerDep) -> JobPublic:
+    return job_public(_get(factory, caller, job_id))
 
 
 @router.get("/{job_id}/trials", response_model=Page[TrialPublic])
-def list_trials(job_id: str, factory: SessionFactory,
+def list_trials(job_id: str, factory: SessionFactory, caller: CallerDep,
                 sort: Annotated[str, Query(max_length=120, description=(
                     "seq, duration_s, status or metric:KEY (e.g. metric:accuracy); prefix - for descending"))] = "seq",
                 status: Literal["completed", "failed"] | None = None,
@@ -82,18 +88,18 @@ def list_trials(job_id: str, factory: SessionFactory,
                                                 and len(sort.lstrip("-")) > len("metric:")):
         raise Problem(422, "Invalid request", f"unknown sort {sort!r}",
                       [field_error("sort", f"unknown sort {sort!r}", [*jobs_q.TRIAL_SORTS, "metric:KEY"])])
-    job = _get(factory, job_id)
+    job = _get(factory, caller, job_id)
     with session_scope(factory) as s:
         items, total = jobs_q.list_trials(s, job.id, sort=sort, limit=limit, offset=offset, status=status)
     return Page(items=[trial_public(t) for t in items], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{job_id}/pareto", response_model=ParetoPublic)
-def pareto(job_id: str, factory: SessionFactory) -> ParetoPublic:
+def pareto(job_id: str, factory: SessionFactory, caller: CallerDep) -> ParetoPublic:
     with session_scope(factory) as s:
-        job = jobs_q.get_job(s, job_id)
+        job = jobs_q.get_job(s, job_id, caller.tenant_id)
         if job is None:
-            raise Problem(404, "Job not found", f"no job {job_id!r}")
+            raise _not_found(job_id)
         trials = jobs_q.front_trials(s, job)
     spec = JobSpec.model_validate(job.spec)
     return ParetoPublic(
@@ -107,12 +113,10 @@ def pareto(job_id: str, factory: SessionFactory) -> ParetoPublic:
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
              responses={409: {"description": "The job already ended"}})
-def cancel_job(job_id: str, factory: SessionFactory) -> JobPublic:
+def cancel_job(job_id: str, factory: SessionFactory, caller: CallerDep) -> JobPublic:
+    job = _get(factory, caller, job_id)
+    if job.status in jobs_q.TERMINAL:
+        raise Problem(409, "Job already ended", f"job {job_id} is {job.status}")
     with session_scope(factory) as s:
-        job = jobs_q.get_job(s, job_id)
-        if job is None:
-            raise Problem(404, "Job not found", f"no job {job_id!r}")
-        if job.status in jobs_q.TERMINAL:
-            raise Problem(409, "Job already ended", f"job {job_id} is {job.status}")
-        jobs_q.request_cancel(s, job)
-    return job_public(job)
+        jobs_q.request_cancel(s, job_id)
+    return job_public(_get(factory, caller, job_id))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 import os
 import tempfile
 from pathlib import Path
@@ -21,8 +23,10 @@ app = typer.Typer(help="Hardware-aware neural architecture search.", no_args_is_
                   pretty_exceptions_enable=False, add_completion=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmark tables (accuracy lookups).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (each names a tenant).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="benchmarks")
+app.add_typer(keys_app, name="keys")
 app.command()(search)
 app.command()(demo)
 remote.register(app)
@@ -127,12 +131,68 @@ def bench_list(database_url: DbUrl = None) -> None:
     from storage import catalog as catalog_q
     from storage.db import session_scope
 
-    with session_scope(_factory(_settings(database_url))) as s:
+    with _storage_errors(), session_scope(_factory(_settings(database_url))) as s:
         rows = catalog_q.list_benchmarks(s)
         table = Table("name", "space", "rows", "columns", "source")
         for b in rows:
             table.add_row(b.name, b.space, str(b.row_count), ", ".join(b.columns), b.source)
     console.print(table)
+
+
+@keys_app.command("create")
+def keys_create(tenant: Annotated[str, typer.Option(help="Tenant the key acts for (created if new)")],
+                name: Annotated[str, typer.Option(help="A label for the key")] = "",
+                database_url: DbUrl = None) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from storage import tenants as tenants_q
+    from storage.db import session_scope
+
+    if not tenant.strip() or len(tenant) > 100:
+        fail("--tenant must be 1 to 100 characters")
+    with _storage_errors(), session_scope(_factory(_settings(database_url))) as s:
+        created = tenants_q.create_key(s, tenant.strip(), name)
+    console.print(f"key {created.id} for tenant {created.tenant!r} (store it now, it is not shown again):")
+    print(created.key)
+
+
+@keys_app.command("list")
+def keys_list(database_url: DbUrl = None) -> None:
+    """List API keys (prefixes only)."""
+    from storage import tenants as tenants_q
+    from storage.db import session_scope
+
+    table = Table("id", "tenant", "name", "prefix", "created", "revoked")
+    with _storage_errors(), session_scope(_factory(_settings(database_url))) as s:
+        for key, tenant_name in tenants_q.list_keys(s):
+            table.add_row(str(key.id), tenant_name, key.name, key.prefix + "…", f"{key.created_at:%Y-%m-%d %H:%M}",
+                          f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id from `hwnas keys list`")],
+                database_url: DbUrl = None) -> None:
+    """Revoke an API key (it stops working within seconds)."""
+    from storage import tenants as tenants_q
+    from storage.db import session_scope
+
+    with _storage_errors(), session_scope(_factory(_settings(database_url))) as s:
+        revoked = tenants_q.revoke_key(s, key_id)
+    if not revoked:
+        fail(f"no active key {key_id}", "see `hwnas keys list`")
+    console.print(f"revoked key {key_id}")
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from storage.db import StorageError
+
+    try:
+        yield
+    except (StorageError, SQLAlchemyError) as exc:
+        fail(f"database error: {str(exc).splitlines()[0]}", "is the database up, and migrated (`hwnas db upgrade`)?")
 
 
 if __name__ == "__main__":

@@ -5,14 +5,16 @@ When each hook runs:
   (fewer only when the feasible space is exhausted). Never an architecture
   isomorphic to one asked before.
 - ``tell(results)`` after the batch, with one result per asked architecture.
-- ``state_dict()`` after every ``tell``; ``load_state_dict()`` once on resume,
-  after which the run continues exactly as if never interrupted.
+- ``state_dict()`` after every ``tell``; on resume ``load_state_dict()`` once, then
+  ``mark_seen()`` with the canonical hashes of every trial recorded so far (the
+  trials are stored anyway, so the checkpoint does not grow with them); the
+  run then continues exactly as if never interrupted.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -65,14 +67,15 @@ class Strategy(ABC):
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state, "seen": sorted(self.seen),
-                "exhausted": self.exhausted, **self._state()}
+        return {"rng": self.rng.bit_generator.state, "exhausted": self.exhausted, **self._state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
-        self.seen = set(state["seen"])
         self.exhausted = bool(state.get("exhausted", False))
         self._load_state(state)
+
+    def mark_seen(self, hashes: Iterable[str]) -> None:
+        self.seen.update(hashes)
 
     def _state(self) -> dict[str, Any]:
         return {}

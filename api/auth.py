@@ -1,0 +1,103 @@
+"""Who is calling: an API key names a tenant; embedded mode has one implicit tenant.
+
+Keys are looked up by their SHA-256; a short cache keeps the lookup off the hot
+path (a revoked key stops working within ``KEY_CACHE_S`` seconds).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.deps import SessionFactory, SettingsDep
+from api.problems import Problem
+from api.ratelimit import RateLimiter
+from nas.service import Quotas
+from storage import tenants as tenants_q
+from storage.db import session_scope
+from storage.models import Tenant
+
+KEY_CACHE_S = 5.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant_id: int
+    tenant: str
+    quotas: Quotas
+    rate_limit_per_minute: int
+
+
+class KeyCache:
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Caller | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[bool, Caller | None]:
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def put(self, key: str, caller: Caller | None) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + KEY_CACHE_S, caller)
+
+
+def caller_for(tenant: Tenant, settings: SettingsDep) -> Caller:
+    return Caller(
+        tenant_id=tenant.id, tenant=tenant.name,
+        quotas=Quotas(max_concurrent_jobs=tenant.max_concurrent_jobs or settings.max_concurrent_jobs,
+                      max_active_evaluations=tenant.max_active_evaluations or settings.max_active_evaluations),
+        rate_limit_per_minute=tenant.rate_limit_per_minute or settings.rate_limit_per_minute)
+
+
+def _presented_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return request.headers.get("x-api-key") or None
+
+
+def current_caller(request: Request, factory: SessionFactory, settings: SettingsDep) -> Caller:
+    state = request.app.state
+    if settings.embedded:
+        if getattr(state, "embedded_caller", None) is None:
+            with session_scope(factory) as s:
+                state.embedded_caller = caller_for(tenants_q.get_or_create_tenant(s, tenants_q.DEFAULT_TENANT),
+                                                   settings)
+        caller: Caller | None = state.embedded_caller
+    else:
+        key = _presented_key(request)
+        if key is None:
+            raise Problem(401, "Authentication required",
+                          "send an API key as 'Authorization: Bearer KEY' (create one with `hwnas keys create`)",
+                          headers={"WWW-Authenticate": "Bearer"})
+        cache: KeyCache = state.key_cache
+        found, caller = cache.get(key)
+        if not found:
+            with session_scope(factory) as s:
+                tenant = tenants_q.tenant_for_key(s, key)
+                caller = caller_for(tenant, settings) if tenant else None
+            cache.put(key, caller)
+        if caller is None:
+            raise Problem(401, "Invalid API key", "the key is unknown or revoked",
+                          headers={"WWW-Authenticate": "Bearer"})
+    assert caller is not None
+    limiter: RateLimiter = state.rate_limiter
+    retry_after = limiter.hit(f"tenant:{caller.tenant_id}", caller.rate_limit_per_minute)
+    if retry_after is not None:
+        raise Problem(429, "Too many requests",
+                      f"more than {caller.rate_limit_per_minute} requests a minute",
+                      headers={"Retry-After": str(retry_after)})
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]

@@ -1,0 +1,78 @@
+"""Evaluations per second of a benchmark-scored search, persisted trial by trial.
+
+    .venv/bin/python benchmarks/engine_throughput.py [--budget 2000] [--pg postgresql+psycopg://postgres@127.0.0.1/test]
+
+Runs the same job (nb201, evolution, cifar10 accuracy from ../shared/data/nb201_hw.csv,
+pixel3 latency) through the service path a worker takes — claim, engine, one
+transaction per trial under the lease — on SQLite and on a fresh PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from nas.evaluators import read_benchmark_csv
+from nas.service import execute_job, register_shipped_tables, submit
+from nas.spec import JobSpec
+from search_spaces import get_space
+from storage import catalog as catalog_q
+from storage.db import make_engine, make_session_factory, session_scope
+from storage.migrate import upgrade
+
+CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_hw.csv"
+
+
+def run(url: str, budget: int) -> tuple[float, int]:
+    upgrade(url)
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    register_shipped_tables(factory)
+    data = read_benchmark_csv(CSV, get_space("nb201"), "nb201")
+    with session_scope(factory) as s:
+        catalog_q.replace_benchmark(s, name="nb201", space="nb201", columns=data.columns, rows=data.rows,
+                                    source=str(CSV))
+    spec = JobSpec.model_validate({
+        "space": "nb201", "strategy": {"name": "evolution"}, "budget": {"evaluations": budget},
+        "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                       {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
+        "evaluator": {"type": "benchmark", "table": "nb201", "metric": "cifar10_acc"}})
+    job, _ = submit(factory, spec)
+    started = time.perf_counter()
+    outcome = execute_job(factory, job.id, owner="benchmark", lease_seconds=60)
+    elapsed = time.perf_counter() - started
+    with session_scope(factory) as s:
+        evaluated = s.execute(text("SELECT evaluated FROM jobs WHERE id = :id"), {"id": job.id}).scalar_one()
+    engine.dispose()
+    assert outcome == "succeeded", outcome
+    return elapsed, evaluated
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--budget", type=int, default=2000)
+    parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        elapsed, n = run(f"sqlite:///{tmp}/bench.db", args.budget)
+        print(f"sqlite     {n} evaluations in {elapsed:.2f}s = {n / elapsed:.0f} evaluations/s")
+    name = f"hwnas_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        elapsed, n = run(make_url(args.pg).set(database=name).render_as_string(hide_password=False), args.budget)
+        print(f"postgresql {n} evaluations in {elapsed:.2f}s = {n / elapsed:.0f} evaluations/s")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()
