@@ -1,30 +1,35 @@
 """The dashboard: server-rendered pages under ``/``, with their data and download routes.
 
-Every route reads through ``api.deps`` (the session factory) and the storage
-queries the JSON API uses, so authentication and tenant scoping, when they come,
-are added where the routers are included (``app.include_router(..., dependencies=...)``).
-The pages' scripts call the JSON API (``/v1/...``) for trials, fronts and cancel.
+Every route but the assets and the login page takes ``Viewer`` (api/dashboard/access.py:
+the API's authentication) and reads through the storage queries the JSON API uses,
+scoped to the caller's tenant. The pages' scripts call the JSON API (``/v1/...``) for
+trials, fronts and cancel; the login cookie authenticates those calls too.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from api.auth import KEY_COOKIE
 from api.dashboard import exports
+from api.dashboard.access import Viewer
 from api.dashboard.architecture import diagram_svg, predicted_latencies
 from api.dashboard.jobrows import MAX_ROWS, SORTS, STATUSES, age, arrange, job_row
 from api.dashboard.series import job_series
 from api.deps import SessionFactory
+from api.problems import Problem
 from hwnas import __version__
 from search_spaces import SPACES, InvalidArchitecture
 from storage import catalog as catalog_q
 from storage import jobs as jobs_q
+from storage import tenants as tenants_q
 from storage.db import session_scope
 from storage.models import Job
 
@@ -41,7 +46,7 @@ def _plotly_js() -> Path:
 
 
 #: The only files /assets serves: name -> (path, media type).
-ASSETS: dict[str, tuple[Any, str]] = {
+ASSETS: dict[str, tuple[Callable[[], Path], str]] = {
     "dashboard.js": (lambda: HERE / "static" / "dashboard.js", "text/javascript"),
     "dashboard.css": (lambda: HERE / "static" / "dashboard.css", "text/css"),
     "plotly.min.js": (_plotly_js, "text/javascript"),
@@ -49,6 +54,7 @@ ASSETS: dict[str, tuple[Any, str]] = {
 
 
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("embedded", request.app.state.settings.embedded)
     return templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
@@ -64,11 +70,12 @@ def asset(name: str) -> Response:
     return FileResponse(path(), media_type=media_type, headers={"Cache-Control": "public, max-age=3600"})
 
 
-def _jobs_context(factory: SessionFactory, status: str | None, q: str, sort: str, order: str) -> dict[str, Any]:
+def _jobs_context(factory: SessionFactory, tenant_id: int, status: str | None, q: str, sort: str,
+                  order: str) -> dict[str, Any]:
     sort = sort if sort in SORTS else "created"
     status = status if status in STATUSES else None
     with session_scope(factory) as s:
-        jobs, total = jobs_q.list_jobs(s, status=status, limit=MAX_ROWS)
+        jobs, total = jobs_q.list_jobs(s, status=status, limit=MAX_ROWS, tenant_id=tenant_id)
         rows = [job_row(j) for j in jobs]
     rows = arrange(rows, sort=sort, descending=order != "asc", query=q)
     return {"rows": rows, "total": total, "shown_limit": MAX_ROWS, "status": status or "", "q": q,
@@ -81,26 +88,27 @@ Text = Annotated[str, Query(max_length=200)]
 
 
 @router.get("/", response_class=HTMLResponse)
-def jobs_page(request: Request, factory: SessionFactory, status: Status = None, q: Text = "",
+def jobs_page(request: Request, factory: SessionFactory, caller: Viewer, status: Status = None, q: Text = "",
               sort: Text = "created", order: Text = "desc") -> HTMLResponse:
-    return _page(request, "jobs.html", title="Jobs", **_jobs_context(factory, status, q, sort, order))
+    return _page(request, "jobs.html", title="Jobs",
+                 **_jobs_context(factory, caller.tenant_id, status, q, sort, order))
 
 
 @router.get("/fragments/jobs", response_class=HTMLResponse)
-def jobs_fragment(request: Request, factory: SessionFactory, status: Status = None, q: Text = "",
+def jobs_fragment(request: Request, factory: SessionFactory, caller: Viewer, status: Status = None, q: Text = "",
                   sort: Text = "created", order: Text = "desc") -> HTMLResponse:
     """The table body alone: what the jobs page swaps in while jobs run."""
-    return _page(request, "jobs_rows.html", **_jobs_context(factory, status, q, sort, order))
+    return _page(request, "jobs_rows.html", **_jobs_context(factory, caller.tenant_id, status, q, sort, order))
 
 
-def _load_job(factory: SessionFactory, job_id: str) -> Job | None:
+def _load_job(factory: SessionFactory, job_id: str, tenant_id: int) -> Job | None:
     with session_scope(factory) as s:
-        return jobs_q.get_job(s, job_id)
+        return jobs_q.get_job(s, job_id, tenant_id)
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: str, factory: SessionFactory) -> HTMLResponse:
-    job = _load_job(factory, job_id)
+def job_page(request: Request, job_id: str, factory: SessionFactory, caller: Viewer) -> HTMLResponse:
+    job = _load_job(factory, job_id, caller.tenant_id)
     if job is None:
         return _not_found(request, f"job {job_id}")
     return _page(request, "job.html", title=job.name or job.id, job=job, row=job_row(job),
@@ -108,12 +116,12 @@ def job_page(request: Request, job_id: str, factory: SessionFactory) -> HTMLResp
 
 
 @router.get("/jobs/{job_id}/series.json")
-def job_series_json(job_id: str, factory: SessionFactory) -> Response:
+def job_series_json(job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
     """Every trial as columns, the stored front and the hypervolume history (see series.py)."""
     with session_scope(factory) as s:
-        job = jobs_q.get_job(s, job_id)
+        job = jobs_q.get_job(s, job_id, caller.tenant_id)
         if job is None:
-            return JSONResponse({"detail": f"no job {job_id!r}"}, status_code=404)
+            raise Problem(404, "Job not found", f"no job {job_id!r}")
         trials = jobs_q.job_trials(s, job.id)
         body = job_series(job.spec, job.reference_point, job.front or [], trials)
         body.update(job_id=job.id, job_status=job.status, evaluated=job.evaluated, budget=job.budget,
@@ -121,11 +129,11 @@ def job_series_json(job_id: str, factory: SessionFactory) -> Response:
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
-def _download(job_id: str, factory: SessionFactory, which: str, fmt: str) -> Response:
+def _download(job_id: str, factory: SessionFactory, caller: Viewer, which: str, fmt: str) -> Response:
     with session_scope(factory) as s:
-        job = jobs_q.get_job(s, job_id)
+        job = jobs_q.get_job(s, job_id, caller.tenant_id)
         if job is None:
-            return JSONResponse({"detail": f"no job {job_id!r}"}, status_code=404)
+            raise Problem(404, "Job not found", f"no job {job_id!r}")
         trials = jobs_q.job_trials(s, job.id) if which == "trials" else jobs_q.front_trials(s, job)
         text = exports.trials_csv(trials) if fmt == "csv" else exports.trials_json(trials)
     filename = f"hwnas-{job.id[:8]}-{which}.{fmt}"
@@ -134,23 +142,23 @@ def _download(job_id: str, factory: SessionFactory, which: str, fmt: str) -> Res
 
 
 @router.get("/jobs/{job_id}/trials.csv")
-def trials_csv(job_id: str, factory: SessionFactory) -> Response:
-    return _download(job_id, factory, "trials", "csv")
+def trials_csv(job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
+    return _download(job_id, factory, caller, "trials", "csv")
 
 
 @router.get("/jobs/{job_id}/trials.json")
-def trials_json(job_id: str, factory: SessionFactory) -> Response:
-    return _download(job_id, factory, "trials", "json")
+def trials_json(job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
+    return _download(job_id, factory, caller, "trials", "json")
 
 
 @router.get("/jobs/{job_id}/front.csv")
-def front_csv(job_id: str, factory: SessionFactory) -> Response:
-    return _download(job_id, factory, "front", "csv")
+def front_csv(job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
+    return _download(job_id, factory, caller, "front", "csv")
 
 
 @router.get("/jobs/{job_id}/front.json")
-def front_json(job_id: str, factory: SessionFactory) -> Response:
-    return _download(job_id, factory, "front", "json")
+def front_json(job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
+    return _download(job_id, factory, caller, "front", "json")
 
 
 def _architecture(request: Request, factory: SessionFactory, space_name: str, arch: str,
@@ -170,9 +178,9 @@ def _architecture(request: Request, factory: SessionFactory, space_name: str, ar
 
 
 @router.get("/jobs/{job_id}/trials/{seq}", response_class=HTMLResponse)
-def trial_page(request: Request, job_id: str, seq: int, factory: SessionFactory) -> HTMLResponse:
+def trial_page(request: Request, job_id: str, seq: int, factory: SessionFactory, caller: Viewer) -> HTMLResponse:
     with session_scope(factory) as s:
-        job = jobs_q.get_job(s, job_id)
+        job = jobs_q.get_job(s, job_id, caller.tenant_id)
         trial = jobs_q.get_trial(s, job_id, seq) if job else None
     if job is None or trial is None:
         return _not_found(request, f"trial {seq} of job {job_id}")
@@ -181,13 +189,13 @@ def trial_page(request: Request, job_id: str, seq: int, factory: SessionFactory)
 
 
 @router.get("/architectures/{space}", response_class=HTMLResponse)
-def architecture_page(request: Request, space: str, factory: SessionFactory,
+def architecture_page(request: Request, space: str, factory: SessionFactory, caller: Viewer,
                       arch: Annotated[str, Query(min_length=1, max_length=4000)]) -> HTMLResponse:
     return _architecture(request, factory, space, arch, job=None, trial=None, on_front=False)
 
 
 @router.get("/devices", response_class=HTMLResponse)
-def devices_page(request: Request, factory: SessionFactory) -> HTMLResponse:
+def devices_page(request: Request, factory: SessionFactory, caller: Viewer) -> HTMLResponse:
     with session_scope(factory) as s:
         devices = [{"name": d.name, "space": d.space, "kind": d.kind, "device": d.table.get("device", {}),
                     "entries": len(d.table.get("entries", {})), "provenance": d.table.get("provenance", {}),
@@ -196,15 +204,41 @@ def devices_page(request: Request, factory: SessionFactory) -> HTMLResponse:
 
 
 @router.get("/compare", response_class=HTMLResponse)
-def compare_page(request: Request, factory: SessionFactory,
+def compare_page(request: Request, factory: SessionFactory, caller: Viewer,
                  jobs: Annotated[list[str], Query(max_length=2000)] = []) -> HTMLResponse:  # noqa: B006
     """``?jobs=a,b`` or ``?jobs=a&jobs=b``; the fronts come from ``/v1/jobs/{id}/pareto``."""
     chosen = [j for raw in jobs for j in raw.split(",") if j.strip()]
     with session_scope(factory) as s:
-        recent, _ = jobs_q.list_jobs(s, limit=100)
+        recent, _ = jobs_q.list_jobs(s, limit=100, tenant_id=caller.tenant_id)
         rows = [job_row(j) for j in recent]
-        found = {j: jobs_q.get_job(s, j) for j in chosen}
+        found = {j: jobs_q.get_job(s, j, caller.tenant_id) for j in chosen}
     missing = [j for j, job in found.items() if job is None]
     selected = [job_row(job) for job in found.values() if job is not None]
     return _page(request, "compare.html", title="Compare", rows=rows, selected=selected, missing=missing,
                  chosen=set(chosen), now=dt.datetime.now(dt.UTC))
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: Annotated[str, Query(max_length=2000)] = "/") -> HTMLResponse:  # noqa: A002
+    return _page(request, "login.html", title="Log in", next=next if next.startswith("/") and not next.startswith("//") else "/")
+
+
+@router.post("/login", status_code=204, response_class=Response)
+def login(request: Request, factory: SessionFactory,
+          api_key: Annotated[str, Body(embed=True, min_length=1, max_length=200)]) -> Response:
+    """Check an API key and keep it in an HttpOnly, SameSite=Strict cookie for the dashboard."""
+    with session_scope(factory) as s:
+        tenant = tenants_q.tenant_for_key(s, api_key)
+    if tenant is None:
+        raise Problem(401, "Invalid API key", "the key is unknown or revoked")
+    response = Response(status_code=204)
+    response.set_cookie(KEY_COOKIE, api_key, httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https", max_age=30 * 86400)
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(KEY_COOKIE, path="/")
+    return response

@@ -375,6 +375,20 @@
     }
   }
 
-  const init = { jobs: initJobs, job: initJob, compare: initCompare }[document.body.dataset.page];
+  /* ---------------------------------------------------------------- login */
+  function initLogin() {
+    const form = document.getElementById("login-form");
+    if (!form) return;
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const state = document.getElementById("login-state");
+      const r = await fetch("/login", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ api_key: document.getElementById("api-key").value }) });
+      if (r.ok) window.location.href = form.dataset.next || "/";
+      else state.textContent = r.status === 401 ? "That key is unknown or revoked." : `Login failed (HTTP ${r.status}).`;
+    });
+  }
+
+  const init = { jobs: initJobs, job: initJob, compare: initCompare, login: initLogin }[document.body.dataset.page];
   if (init) init();
 })();
