@@ -9,8 +9,9 @@ trials, fronts and cancel; the login cookie authenticates those calls too.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -35,7 +36,10 @@ from storage.models import Job
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.globals.update(version=__version__, age=age)
+#: Changes whenever a served asset does, so browsers may cache /assets/* for an hour safely.
+ASSET_VERSION = hashlib.sha1(b"".join((HERE / "static" / n).read_bytes() for n in ("dashboard.js", "dashboard.css"))
+                             + __version__.encode()).hexdigest()[:10]
+templates.env.globals.update(version=__version__, asset_version=ASSET_VERSION, age=age)
 router = APIRouter(include_in_schema=False)
 
 
