@@ -96,7 +96,7 @@ def current_caller(request: Request, factory: SessionFactory, settings: Settings
                           headers={"WWW-Authenticate": "Bearer"})
     assert caller is not None
     limiter: RateLimiter = state.rate_limiter
-    retry_after = limiter.hit(f"tenant:{caller.tenant_id}", caller.rate_limit_per_minute)
+    retry_after = limiter.hit(f"{settings.queue}:tenant:{caller.tenant_id}", caller.rate_limit_per_minute)
     if retry_after is not None:
         raise Problem(429, "Too many requests",
                       f"more than {caller.rate_limit_per_minute} requests a minute",

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field
+from starlette.routing import Match
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +29,33 @@ class Problem(Exception):
         self.status, self.title, self.detail = status, title, detail
         self.errors = errors or []
         self.headers = headers
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details; ``errors`` names each field at fault."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = ""
+    instance: str = ""
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+_DESCRIPTIONS = {400: "Unreadable request", 401: "Missing or invalid API key", 404: "Not found",
+                 405: "Method not allowed", 409: "Conflict with the resource's state", 413: "Request body too large",
+                 422: "Invalid request (problem details name the field)", 429: "Quota or rate limit (see Retry-After)",
+                 500: "Internal error", 503: "Database or broker unavailable"}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries documenting error responses as application/problem+json."""
+    schema = ProblemDetails.model_json_schema()
+    return {code: {"description": _DESCRIPTIONS[code], "content": {MEDIA_TYPE: {"schema": schema}}}
+            for code in codes}
+
+
+COMMON_ERRORS = problem_responses(401, 405, 422, 429, 500, 503)
 
 
 def field_error(field: str, message: str, choices: Sequence[str] | None = None) -> dict[str, Any]:
@@ -78,8 +107,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _response(request, Problem(exc.status_code, str(exc.detail), str(exc.detail),
-                                          headers=getattr(exc, "headers", None)))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not only the last route's
+            allowed = {m for route in request.app.router.routes
+                       if route.matches(request.scope)[0] != Match.NONE for m in getattr(route, "methods", ())}
+            headers["Allow"] = ", ".join(sorted(allowed))
+        return _response(request, Problem(exc.status_code, str(exc.detail), str(exc.detail), headers=headers))
 
     @app.exception_handler(QuotaExceeded)
     async def _quota(request: Request, exc: QuotaExceeded) -> JSONResponse:

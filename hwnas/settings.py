@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     job_time_limit_s: int = Field(default=24 * 3600, ge=60)
     #: Threads of the in-process worker (embedded mode).
     embedded_workers: int = Field(default=1, ge=1, le=64)
+    #: Whether jobs may use the command evaluator (it runs the submitted command on workers).
+    allow_command_evaluator: bool = True
     #: Largest request body accepted (413 beyond).
     max_body_bytes: int = Field(default=1_000_000, ge=1_000)
     #: Per-tenant defaults; a tenant row may override each.

@@ -9,22 +9,41 @@ import numpy as np
 from latency_tables.table import LatencyTable
 from search_spaces.base import SearchSpace
 
+#: A non-additive space up to this size is enumerated once, then predicted by lookup.
+ENUMERATION_LIMIT = 2_000_000
+
 
 class LatencyEstimator:
-    """Precomputes the cost of each (position, choice) so a prediction is a gather and a sum."""
+    """Turns a table into arrays so a prediction is one gather (and a sum for additive spaces).
+
+    Additive spaces (fbnet) precompute the cost of each (position, choice). Spaces whose
+    graph depends on the choices together (nb201: dead edges, pruned cells) are small, so
+    every architecture's latency is computed once from its signature counts and a
+    prediction is a lookup by the mixed-radix index of its codes.
+    """
 
     def __init__(self, table: LatencyTable, space: SearchSpace):
         if table.space != space.name:
             raise ValueError(f"table {table.device_name!r} is for space {table.space!r}, not {space.name!r}")
-        table.check_covers(space.all_op_signatures())
+        vocabulary = space.all_op_signatures()
         self.table = table
         self.space = space
-        width = max(space.dims)
-        self.costs = np.zeros((len(space.dims), width))
-        for p, dim in enumerate(space.dims):
-            for c in range(dim):
-                self.costs[p, c] = sum(table.entries[s].mean for s in space.position_signatures(p, c))
-        self.base = table.intercept + sum(table.entries[s].mean for s in space.base_signatures())
+        self.weights = np.asarray(table.means(vocabulary))
+        self.dims = np.asarray(space.dims)
+        self.lookup: np.ndarray | None = None
+        if space.additive:
+            index = {s: j for j, s in enumerate(vocabulary)}
+            self.costs = np.zeros((len(space.dims), int(self.dims.max())))
+            for p, dim in enumerate(space.dims):
+                for c in range(dim):
+                    self.costs[p, c] = sum(self.weights[index[s]] for s in space.position_signatures(p, c))
+            self.base = table.intercept + sum(self.weights[index[s]] for s in space.base_signatures())
+        elif space.size <= ENUMERATION_LIMIT:
+            self.radix = np.concatenate([np.cumprod(self.dims[::-1])[::-1][1:], [1]]).astype(np.int64)
+            every = np.stack(np.unravel_index(np.arange(space.size), tuple(space.dims)), axis=1)
+            self.lookup = table.intercept + space.signature_matrix(every) @ self.weights
+        else:
+            raise ValueError(f"space {space.name!r} is neither additive nor small enough to enumerate")
 
     @property
     def device(self) -> str:
@@ -33,8 +52,9 @@ class LatencyEstimator:
     def predict_codes(self, codes: np.ndarray) -> np.ndarray:
         """codes: (n, positions) int array -> (n,) latency in ms."""
         codes = np.asarray(codes)
-        positions = np.arange(codes.shape[1])
-        return self.base + self.costs[positions, codes].sum(axis=1)
+        if self.lookup is not None:
+            return self.lookup[codes @ self.radix]
+        return self.base + self.costs[np.arange(codes.shape[1]), codes].sum(axis=1)
 
     def predict(self, archs: Sequence[str]) -> np.ndarray:
         if not archs:
@@ -43,6 +63,8 @@ class LatencyEstimator:
 
     def bounds(self) -> tuple[float, float]:
         """Lowest and highest latency over the whole space."""
+        if self.lookup is not None:
+            return float(self.lookup.min()), float(self.lookup.max())
         lo = sum(self.costs[p, :d].min() for p, d in enumerate(self.space.dims))
         hi = sum(self.costs[p, :d].max() for p, d in enumerate(self.space.dims))
-        return self.base + lo, self.base + hi
+        return float(self.base + lo), float(self.base + hi)

@@ -1,65 +1,76 @@
-"""Rebuild the shipped tables from published measurements.
+"""Rebuild the shipped tables from the published measurements in ../shared/data.
 
-    python -m latency_tables.ship ../shared/data/nb201_hw.csv
+    python -m latency_tables.ship            # both spaces
+    python -m latency_tables.ship fbnet      # one space
 
-Fits each ``lat_<device>`` column on a seeded random 1,000 rows and validates
-on all the others; the raw CSV stays outside the repository.
+For every ``lat_<device>`` column: fit on a seeded random ``FIT_ROWS`` rows with
+``fit_table`` (no basis: each shipped table stands on its own device's data), then
+validate on all the other rows and store that as the table's validation block. The
+raw CSVs stay outside the repository.
 """
 
 from __future__ import annotations
 
-import csv
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from latency_tables.fit import fit_additive, validation_report
+from latency_tables.estimator import LatencyEstimator
+from latency_tables.fit import fit_table, validation_report
+from latency_tables.measurements import SHARED_DATA, read_shared
 from latency_tables.table import SHIPPED_DIR, save_table
 from search_spaces import get_space
 
-DEVICES: dict[str, dict[str, object]] = {
-    "1080ti_1": {"kind": "gpu", "runtime": "pytorch", "batch_size": 1, "hardware": "NVIDIA GTX 1080 Ti"},
-    "1080ti_32": {"kind": "gpu", "runtime": "pytorch", "batch_size": 32, "hardware": "NVIDIA GTX 1080 Ti"},
-    "1080ti_256": {"kind": "gpu", "runtime": "pytorch", "batch_size": 256, "hardware": "NVIDIA GTX 1080 Ti"},
-    "titan_rtx_1": {"kind": "gpu", "runtime": "pytorch", "batch_size": 1, "hardware": "NVIDIA Titan RTX"},
-    "titan_rtx_32": {"kind": "gpu", "runtime": "pytorch", "batch_size": 32, "hardware": "NVIDIA Titan RTX"},
-    "titan_rtx_256": {"kind": "gpu", "runtime": "pytorch", "batch_size": 256, "hardware": "NVIDIA Titan RTX"},
-    "silver_4114": {"kind": "cpu", "runtime": "pytorch", "batch_size": 1, "hardware": "Intel Xeon Silver 4114"},
-    "gold_6240": {"kind": "cpu", "runtime": "pytorch", "batch_size": 1, "hardware": "Intel Xeon Gold 6240"},
-    "essential_ph_1": {"kind": "mobile", "runtime": "tflite", "batch_size": 1, "hardware": "Essential PH-1"},
-    "samsung_s7": {"kind": "mobile", "runtime": "tflite", "batch_size": 1, "hardware": "Samsung Galaxy S7"},
-    "pixel3": {"kind": "mobile", "runtime": "tflite", "batch_size": 1, "hardware": "Google Pixel 3"},
-    "raspi4": {"kind": "edge", "runtime": "tflite", "batch_size": 1, "hardware": "Raspberry Pi 4"},
-    "eyeriss": {"kind": "asic", "runtime": "simulator", "batch_size": 1, "hardware": "Eyeriss"},
-    "fpga": {"kind": "fpga", "runtime": "simulator", "batch_size": 1, "hardware": "FPGA accelerator"},
-}
+MEASURED_BY = "HELP (Lee et al., NeurIPS 2021) / HW-NAS-Bench (Li et al., ICLR 2021)"
+HARDWARE = {"1080ti": ("gpu", "pytorch", "NVIDIA GTX 1080 Ti"), "titan_rtx": ("gpu", "pytorch", "NVIDIA Titan RTX"),
+            "silver_4114": ("cpu", "pytorch", "Intel Xeon Silver 4114"),
+            "gold_6240": ("cpu", "pytorch", "Intel Xeon Gold 6240"),
+            "essential_ph_1": ("mobile", "tflite", "Essential PH-1"),
+            "samsung_s7": ("mobile", "tflite", "Samsung Galaxy S7"), "pixel3": ("mobile", "tflite", "Google Pixel 3"),
+            "raspi4": ("edge", "tflite", "Raspberry Pi 4"), "eyeriss": ("asic", "simulator", "Eyeriss"),
+            "fpga": ("fpga", "simulator", "FPGA accelerator")}
 FIT_ROWS = 1000
+SEED = 0
 
 
-def main(csv_path: str, space_name: str = "nb201") -> None:
+def device_metadata(device: str) -> dict[str, object]:
+    """'1080ti_32' -> GPU at batch 32; other names are batch 1."""
+    family, _, batch = device.rpartition("_")
+    if family in HARDWARE and batch.isdigit():
+        kind, runtime, hardware = HARDWARE[family]
+        batch_size = int(batch)
+    else:
+        kind, runtime, hardware = HARDWARE[device]
+        batch_size = 1
+    return {"name": device, "kind": kind, "runtime": runtime, "batch_size": batch_size,
+            "hardware": hardware, "measured": MEASURED_BY}
+
+
+def ship_space(space_name: str) -> None:
     space = get_space(space_name)
-    with open(csv_path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    archs = [space.normalize(r["arch"]) for r in rows]
-    order = np.random.default_rng(0).permutation(len(rows))
+    archs, columns = read_shared(space)
+    order = np.random.default_rng(SEED).permutation(len(archs))
     fit_idx, val_idx = order[:FIT_ROWS], order[FIT_ROWS:]
-    for device, meta in DEVICES.items():
-        y = np.array([float(r[f"lat_{device}"]) for r in rows])
-        table = fit_additive(space, [archs[i] for i in fit_idx], y[fit_idx],
-                             device={"name": device, **meta,
-                                     "measured": "HELP (Lee et al. 2021) / HW-NAS-Bench (Li et al. 2021)"},
-                             source=Path(csv_path).name)
-        from latency_tables.estimator import LatencyEstimator
-
-        predicted = LatencyEstimator(table, space).predict_codes(
-            np.stack([space.encode(archs[i]) for i in val_idx]))
-        table.validation = {"held_out": True, **validation_report(predicted, y[val_idx])}
+    val_codes = np.stack([space.encode(archs[i]) for i in val_idx])
+    for device, y in columns.items():
+        table = fit_table(space, [archs[i] for i in fit_idx], y[fit_idx], device=device_metadata(device),
+                          source=f"{space.name}_hw.csv (shared data), {FIT_ROWS} rows, seed {SEED}")
+        predicted = LatencyEstimator(table, space).predict_codes(val_codes)
+        table.validation = {"held_out": True, "source": f"{space.name}_hw.csv rows not used by the fit",
+                            **validation_report(predicted, y[val_idx])}
         out = SHIPPED_DIR / f"{space.name}__{device}.json"
         save_table(table, out)
-        print(f"{out.name}: within 10% {table.validation['within_10pct']:.1%}, "
-              f"tau {table.validation['kendall_tau']:.3f}")
+        v = table.validation
+        print(f"{out.name:32s} within 10% {v['within_10pct']:6.1%}  tau {v['kendall_tau']:.3f}  "
+              f"spearman {v['spearman']:.3f}  (n={v['n']})")
+
+
+def main(argv: list[str]) -> None:
+    if not SHARED_DATA.is_dir():
+        sys.exit(f"{SHARED_DATA} is missing: the measurements live beside the checkout")
+    for name in argv or ["nb201", "fbnet"]:
+        ship_space(name)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main(sys.argv[1:])

@@ -1,7 +1,10 @@
-"""The latency-table file format (``hwnas.latency_table/1``): load, validate, save.
+"""The latency-table file format (``hwnas.latency_table/2``): load, validate, save.
 
 One file per device (and runtime/batch size). Entries are keyed by the op
-signatures a search space reports; a missing entry is a named error.
+signatures a search space reports (``SearchSpace.all_op_signatures``); a missing
+entry is a named error. Version 2 keys nb201 tables by the cell as it runs (live,
+zero-input and dead-output edges, node sums, pruned network) instead of version 1's
+plain (edge, op) pairs, so version 1 files are refused with a hint to re-fit.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT = "hwnas.latency_table/1"
+FORMAT = "hwnas.latency_table/2"
+LEGACY_FORMATS = ("hwnas.latency_table/1",)
 
 
 class TableError(ValueError):
@@ -43,7 +47,7 @@ class LatencyTable:
     corrections: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
-    version: int = 1
+    version: int = 2
 
     @property
     def device_name(self) -> str:
@@ -71,6 +75,9 @@ class LatencyTable:
     def from_dict(cls, data: Any) -> LatencyTable:
         if not isinstance(data, dict):
             raise TableError("a latency table is a JSON object")
+        if data.get("format") in LEGACY_FORMATS:
+            raise TableError(f"format {data['format']!r} is no longer read: re-fit the table with "
+                             f"`hwnas tables fit` to get {FORMAT!r}", entry="format")
         if data.get("format") != FORMAT:
             raise TableError(f"format must be {FORMAT!r}", entry="format")
         device = data.get("device")
@@ -104,7 +111,7 @@ class LatencyTable:
                    metric=str(data.get("metric", "latency_ms")), corrections=dict(corrections),
                    provenance=dict(data.get("provenance") or {}),
                    validation=dict(data.get("validation") or {}),
-                   version=int(data.get("version", 1)))
+                   version=int(data.get("version", 2)))
 
     def check_covers(self, signatures: list[str]) -> None:
         """Raise MissingEntry naming the first signature this table lacks."""
@@ -112,6 +119,19 @@ class LatencyTable:
             if sig not in self.entries:
                 raise MissingEntry(f"table for {self.device_name!r} has no entry {sig!r}",
                                    entry=f"entries.{sig}")
+
+    def check_space(self) -> None:
+        """Raise TableError unless the space is known and every one of its signatures has an entry."""
+        from search_spaces import SPACES
+
+        if self.space not in SPACES:
+            raise TableError(f"unknown search space {self.space!r}; valid: {', '.join(sorted(SPACES))}",
+                             entry="space")
+        self.check_covers(SPACES[self.space].all_op_signatures())
+
+    def means(self, signatures: list[str]) -> list[float]:
+        self.check_covers(signatures)
+        return [self.entries[s].mean for s in signatures]
 
 
 def _finite(value: Any, where: str) -> float:
@@ -129,12 +149,14 @@ def load_table(path: str | Path) -> LatencyTable:
 
 
 def save_table(table: LatencyTable, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(table.to_dict(), indent=1) + "\n")
 
 
 SHIPPED_DIR = Path(__file__).parent / "data"
 
 
-def shipped_tables() -> list[LatencyTable]:
-    """The tables that come with hwnas (``latency_tables/data/*.json``)."""
-    return [load_table(p) for p in sorted(SHIPPED_DIR.glob("*.json"))]
+def shipped_tables(space: str | None = None) -> list[LatencyTable]:
+    """The tables that come with hwnas (``latency_tables/data/<space>__<device>.json``)."""
+    pattern = f"{space}__*.json" if space else "*.json"
+    return [load_table(p) for p in sorted(SHIPPED_DIR.glob(pattern))]

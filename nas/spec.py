@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -23,11 +24,26 @@ def metric_key(metric: str, device: str | None) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _enum_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], None]:
+    """Document the valid names in the JSON schema, read from the registry when the schema is built."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["enum"] = sorted(names())
+
+    return extra
+
+
+def _strategy_names() -> Iterable[str]:
+    from nas.strategies import STRATEGIES
+
+    return STRATEGIES
 
 
 class StrategySpec(_Strict):
-    name: str = "evolution"
+    name: str = Field(default="evolution", json_schema_extra=_enum_of(_strategy_names))
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -45,7 +61,7 @@ class BudgetSpec(_Strict):
 
 
 class _MetricRef(_Strict):
-    metric: str
+    metric: str = Field(json_schema_extra=_enum_of(lambda: METRICS))
     device: str | None = Field(default=None, min_length=1, max_length=100)
 
     @field_validator("metric")
@@ -115,9 +131,21 @@ EvaluatorSpec = Annotated[BenchmarkEvaluatorSpec | CommandEvaluatorSpec | TrainE
                           Field(discriminator="type")]
 
 
+EXAMPLE_SPEC: dict[str, Any] = {
+    "name": "pixel3 under 10 ms", "space": "nb201", "strategy": {"name": "evolution", "params": {}},
+    "budget": {"evaluations": 20}, "seed": 0,
+    "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                   {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
+    "constraints": [{"metric": "latency_ms", "device": "pixel3", "max": 10.0}],
+    "evaluator": {"type": "benchmark", "table": "nb201", "metric": "cifar10_acc"},
+}
+
+
 class JobSpec(_Strict):
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE_SPEC]})
+
     name: str = Field(default="", max_length=200)
-    space: str
+    space: str = Field(json_schema_extra=_enum_of(lambda: SPACES))
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: BudgetSpec
     seed: int = Field(default=0, ge=0, le=2**31 - 1)

@@ -1,9 +1,10 @@
 """Search spaces by name. Imports nothing of the service."""
 
 from search_spaces.base import InvalidArchitecture, SearchSpace
+from search_spaces.fbnet import FBNetSpace
 from search_spaces.nb201 import NB201Space
 
-SPACES: dict[str, SearchSpace] = {s.name: s for s in (NB201Space(),)}
+SPACES: dict[str, SearchSpace] = {s.name: s for s in (NB201Space(), FBNetSpace())}
 
 
 def get_space(name: str) -> SearchSpace:

@@ -45,16 +45,17 @@ class SearchSpace(ABC):
         """Equal for architectures that compute the same function (isomorphism-aware)."""
 
     @abstractmethod
-    def op_signatures(self, arch: str) -> list[str]:
-        """The latency-table keys this architecture runs, with multiplicity."""
-
-    @abstractmethod
     def build_model(self, arch: str, *, num_classes: int, in_channels: int = 3, width: int = 16,
                     cells_per_stage: int = 5):  # -> torch.nn.Module
         """An eval-ready torch network (imports torch lazily)."""
 
+    #: True when an architecture's cost is a sum of per-(position, choice) terms; the
+    #: estimator then predicts with a gather. Spaces whose graph changes with the choices
+    #: (dead edges, pruned cells) set it False and override ``signature_matrix``.
+    additive: bool = True
+
     def position_signatures(self, position: int, choice: int) -> list[str]:
-        """Signatures contributed by one (position, choice); the estimator vectorises with it."""
+        """Signatures contributed by one (position, choice) in an additive space."""
         return []
 
     def base_signatures(self) -> list[str]:
@@ -62,11 +63,34 @@ class SearchSpace(ABC):
         return []
 
     def all_op_signatures(self) -> list[str]:
+        """The table vocabulary: every signature some architecture of the space runs."""
         sigs = set(self.base_signatures())
         for p, dim in enumerate(self.dims):
             for c in range(dim):
                 sigs.update(self.position_signatures(p, c))
         return sorted(sigs)
+
+    def signature_matrix(self, codes: np.ndarray) -> np.ndarray:
+        """(n, positions) codes -> (n, len(all_op_signatures())) signature counts.
+
+        Latency = counts @ entry means. The default sums the per-position signatures.
+        """
+        vocab = {s: j for j, s in enumerate(self.all_op_signatures())}
+        codes = np.atleast_2d(np.asarray(codes))
+        counts = np.zeros((len(codes), len(vocab)))
+        for s in self.base_signatures():
+            counts[:, vocab[s]] += 1
+        for p, dim in enumerate(self.dims):
+            for c in range(dim):
+                rows = codes[:, p] == c
+                for s in self.position_signatures(p, c):
+                    counts[rows, vocab[s]] += 1
+        return counts
+
+    def op_signatures(self, arch: str) -> list[str]:
+        """The latency-table keys this architecture runs, with multiplicity."""
+        counts = self.signature_matrix(self.encode(arch)[None, :])[0]
+        return [s for s, k in zip(self.all_op_signatures(), counts) for _ in range(int(round(k)))]
 
     def normalize(self, arch: str) -> str:
         return self.decode(self.encode(arch))

@@ -16,6 +16,7 @@ EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 
 class NB201Space(SearchSpace):
     name = "nb201"
+    additive = False
     description = "NAS-Bench-201 cell: 6 edges x 5 ops, 3 stages of 5 cells at 16/32/64 channels"
     choices = tuple(OPS for _ in EDGES)
 
@@ -87,12 +88,50 @@ class NB201Space(SearchSpace):
         return [OPS[codes[i]] != "none" and has_input[src] and reaches_out[dst]
                 for i, (src, dst) in enumerate(EDGES)]
 
-    def position_signatures(self, position: int, choice: int) -> list[str]:
-        return [f"edge{position}:{OPS[choice]}"]
+    def all_op_signatures(self) -> list[str]:
+        sigs = ["network", "network:pruned", "input:reaches_output"]
+        for i in range(len(EDGES)):
+            sigs.append(f"edge{i}:none")
+            for op in OPS[1:]:
+                sigs += [f"edge{i}:{op}", f"edge{i}:{op}:zero_input", f"edge{i}:{op}:dead_output"]
+        for target in (2, 3):
+            sigs += [f"node{target}:sum{k}" for k in range(2, target + 1)]
+        return sigs
 
-    def op_signatures(self, arch: str) -> list[str]:
-        codes = self.encode(arch)
-        return [s for p, c in enumerate(codes) for s in self.position_signatures(p, int(c))]
+    def signature_matrix(self, codes: np.ndarray) -> np.ndarray:
+        """Signature counts of the cell as a runtime executes it.
+
+        Eager runtimes run every edge; graph runtimes (TFLite) drop an op whose output
+        never reaches the cell output, and drop the whole network when the cell output
+        is a constant zero. An op reads a zero input when no non-``none`` path leads
+        from the cell input to it. Each case is its own signature so that one table
+        format fits both kinds of runtime; the counts are per cell (the 15 cells of a
+        network share one cell).
+        """
+        codes = np.atleast_2d(np.asarray(codes))
+        n = len(codes)
+        real = codes != 0
+        has_input = np.zeros((n, 4), dtype=bool)
+        has_input[:, 0] = True
+        for i, (src, dst) in enumerate(EDGES):
+            has_input[:, dst] |= real[:, i] & has_input[:, src]
+        reaches_out = np.zeros((n, 4), dtype=bool)
+        reaches_out[:, 3] = True
+        for i, (src, dst) in reversed(list(enumerate(EDGES))):
+            reaches_out[:, src] |= real[:, i] & reaches_out[:, dst]
+        zero_output = ~real[:, [i for i, (_, dst) in enumerate(EDGES) if dst == 3]].any(axis=1)
+        columns = [~zero_output, zero_output, has_input[:, 3] & ~zero_output]
+        for i, (src, dst) in enumerate(EDGES):
+            columns.append(codes[:, i] == 0)
+            for c in range(1, len(OPS)):
+                chosen = codes[:, i] == c
+                columns += [chosen & reaches_out[:, dst] & has_input[:, src],
+                            chosen & reaches_out[:, dst] & ~has_input[:, src],
+                            chosen & ~reaches_out[:, dst]]
+        for target in (2, 3):
+            inputs = sum(real[:, i].astype(int) for i, (_, dst) in enumerate(EDGES) if dst == target)
+            columns += [(inputs == k) & reaches_out[:, target] for k in range(2, target + 1)]
+        return np.stack(columns, axis=1).astype(float)
 
     def build_model(self, arch: str, *, num_classes: int, in_channels: int = 3, width: int = 16,
                     cells_per_stage: int = 5):

@@ -291,7 +291,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 class Stack:
     """uvicorn + any number of Celery worker processes on given PostgreSQL and Redis URLs."""
 
-    def __init__(self, database_url: str, redis_url: str, log_dir: Path, lease_seconds: int = 5):
+    def __init__(self, database_url: str, redis_url: str, log_dir: Path, lease_seconds: int = 5, **env: str):
         from nas.service import register_shipped_tables
         from storage.db import make_engine, make_session_factory
         from storage.migrate import upgrade
@@ -305,7 +305,7 @@ class Stack:
         self.log_dir = log_dir
         self.env = {**os.environ, "HWNAS_DATABASE_URL": database_url, "HWNAS_BROKER_URL": redis_url,
                     "HWNAS_QUEUE": f"hwnas-test-{uuid.uuid4().hex[:8]}", "HWNAS_PORT": str(port),
-                    "HWNAS_LEASE_SECONDS": str(lease_seconds), "PYTHONUNBUFFERED": "1"}
+                    "HWNAS_LEASE_SECONDS": str(lease_seconds), "PYTHONUNBUFFERED": "1", **env}
         self.api_key = create_api_key(self.env, "test-tenant")
         self.api, api_log = start_process("api", hwnas_cmd("serve"), self.env, log_dir)
         self.workers: list[subprocess.Popen[bytes]] = []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends, Response, status
 
 from api.auth import current_caller
 from api.deps import SessionFactory
-from api.problems import Problem
+from api.problems import COMMON_ERRORS, Problem, field_error, problem_responses
+from latency_tables import LatencyTable, TableError
 from api.schemas import DevicePublic, SearchSpacePublic, StrategyPublic
 from nas.strategies import STRATEGIES
 from search_spaces import SPACES
@@ -15,7 +18,8 @@ from storage import catalog as catalog_q
 from storage.db import session_scope
 from storage.models import Device
 
-router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)])
+router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)],
+                   responses={**COMMON_ERRORS, **problem_responses(404)})
 
 
 @router.get("/search-spaces", response_model=list[SearchSpacePublic])
@@ -44,10 +48,28 @@ def devices(factory: SessionFactory, space: str | None = None) -> list[DevicePub
 
 
 @router.get("/devices/{name}", response_model=list[DevicePublic])
-def device(name: str, factory: SessionFactory) -> list[DevicePublic]:
-    """One device's tables, one per search space."""
+def device(name: str, factory: SessionFactory, space: str | None = None) -> list[DevicePublic]:
+    """One device's tables (metadata, provenance, validation), one per search space."""
     with session_scope(factory) as s:
-        rows = catalog_q.get_device(s, name)
-    if not rows:
-        raise Problem(404, "Device not found", f"no latency table for device {name!r}")
-    return [device_public(d) for d in rows]
+        rows = catalog_q.get_device(s, name, space)
+        if not rows:
+            raise Problem(404, "Device not found", f"no latency table for device {name!r}"
+                          + (f" in space {space!r}" if space else ""))
+        return [device_public(d) for d in rows]
+
+
+@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DevicePublic)
+def upload_device(table: Annotated[dict[str, Any], Body(description="A latency table file (hwnas.latency_table/2)")],
+                  factory: SessionFactory, response: Response) -> DevicePublic:
+    """Add (or replace) a device's table for one space. The table must cover every op
+    signature of its space with finite, non-negative values; a refusal names the entry."""
+    try:
+        parsed = LatencyTable.from_dict(table)
+        parsed.check_space()
+    except TableError as exc:
+        where = exc.entry or "body"
+        raise Problem(422, "Invalid latency table", f"{where}: {exc}", [field_error(where, str(exc))]) from None
+    with session_scope(factory) as s:
+        stored = catalog_q.upsert_device(s, parsed.to_dict())
+        response.headers["Location"] = f"/v1/devices/{stored.name}?space={stored.space}"
+        return device_public(stored)

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from api.deps import SessionFactory, SettingsDep
-from api.problems import Problem
+from api.problems import Problem, problem_responses
 from api.schemas import Health
 from hwnas import __version__
 from storage.db import StorageError, session_scope
@@ -12,7 +12,7 @@ from storage.db import StorageError, session_scope
 router = APIRouter(prefix="/v1", tags=["health"])
 
 
-@router.get("/health", response_model=Health, responses={503: {"description": "A dependency is down"}})
+@router.get("/health", response_model=Health, responses=problem_responses(405, 500, 503))
 def health(request: Request, factory: SessionFactory, settings: SettingsDep) -> Health:
     try:
         with session_scope(factory) as s:

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response, status
 
 from api.auth import CallerDep
-from api.deps import Enqueue, SessionFactory
-from api.problems import Problem, field_error
+from api.deps import Enqueue, SessionFactory, SettingsDep
+from api.problems import COMMON_ERRORS, Problem, field_error, problem_responses
 from api.schemas import JobPublic, ObjectivePublic, Page, ParetoPublic, Progress, TrialPublic
 from nas import service
 from nas.spec import JobSpec
@@ -15,7 +15,8 @@ from storage import jobs as jobs_q
 from storage.db import session_scope
 from storage.models import Job, Trial
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses={**COMMON_ERRORS, **problem_responses(404)})
+TRIAL_SORT_PATTERN = r"^-?(seq|duration_s|status|metric:[A-Za-z0-9_@.:\-]{1,100})$"
 log = logging.getLogger("hwnas.api")
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
@@ -48,10 +49,23 @@ def _get(factory: SessionFactory, caller: CallerDep, job_id: str) -> Job:
     return job
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
-             responses={422: {"description": "Invalid job spec (problem details)"}})
+_JOB_ID = {"job_id": "$response.body#/id"}
+_LINKS = {"GetJob": {"operationId": "get_job", "parameters": _JOB_ID},
+          "ListTrials": {"operationId": "list_trials", "parameters": _JOB_ID},
+          "GetPareto": {"operationId": "get_pareto", "parameters": _JOB_ID},
+          "CancelJob": {"operationId": "cancel_job", "parameters": _JOB_ID}}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, operation_id="submit_job",
+             responses={202: {"description": "Accepted; the job runs in the background", "links": _LINKS},
+                        **problem_responses(400, 413)})
 def submit_job(spec: JobSpec, response: Response, factory: SessionFactory, enqueue: Enqueue, caller: CallerDep,
+               settings: SettingsDep,
                idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None) -> JobPublic:
+    if spec.evaluator.type == "command" and not settings.allow_command_evaluator:
+        raise Problem(422, "Invalid job spec", "this server does not run command evaluators",
+                      [field_error("evaluator.type", "command evaluators are disabled on this server "
+                                   "(HWNAS_ALLOW_COMMAND_EVALUATOR)", ["benchmark", "train"])])
     job, created = service.submit(factory, spec, tenant_id=caller.tenant_id, quotas=caller.quotas,
                                   idempotency_key=idempotency_key)
     if created:
@@ -63,38 +77,34 @@ def submit_job(spec: JobSpec, response: Response, factory: SessionFactory, enque
     return job_public(job)
 
 
-@router.get("", response_model=Page[JobPublic])
+@router.get("", response_model=Page[JobPublic], operation_id="list_jobs")
 def list_jobs(factory: SessionFactory, caller: CallerDep, status: JobStatus | None = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              offset: Annotated[int, Query(ge=0)] = 0) -> Page[JobPublic]:
+              offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> Page[JobPublic]:
     with session_scope(factory) as s:
         items, total = jobs_q.list_jobs(s, status=status, limit=limit, offset=offset, tenant_id=caller.tenant_id)
     return Page(items=[job_public(j) for j in items], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses={404: {"description": "No such job"}})
+@router.get("/{job_id}", response_model=JobPublic, operation_id="get_job")
 def get_job(job_id: str, factory: SessionFactory, caller: CallerDep) -> JobPublic:
     return job_public(_get(factory, caller, job_id))
 
 
-@router.get("/{job_id}/trials", response_model=Page[TrialPublic])
+@router.get("/{job_id}/trials", response_model=Page[TrialPublic], operation_id="list_trials")
 def list_trials(job_id: str, factory: SessionFactory, caller: CallerDep,
-                sort: Annotated[str, Query(max_length=120, description=(
+                sort: Annotated[str, Query(pattern=TRIAL_SORT_PATTERN, description=(
                     "seq, duration_s, status or metric:KEY (e.g. metric:accuracy); prefix - for descending"))] = "seq",
                 status: Literal["completed", "failed"] | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                offset: Annotated[int, Query(ge=0)] = 0) -> Page[TrialPublic]:
-    if sort not in jobs_q.TRIAL_SORTS and not (sort.lstrip("-").startswith("metric:")
-                                                and len(sort.lstrip("-")) > len("metric:")):
-        raise Problem(422, "Invalid request", f"unknown sort {sort!r}",
-                      [field_error("sort", f"unknown sort {sort!r}", [*jobs_q.TRIAL_SORTS, "metric:KEY"])])
+                offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> Page[TrialPublic]:
     job = _get(factory, caller, job_id)
     with session_scope(factory) as s:
         items, total = jobs_q.list_trials(s, job.id, sort=sort, limit=limit, offset=offset, status=status)
     return Page(items=[trial_public(t) for t in items], total=total, limit=limit, offset=offset)
 
 
-@router.get("/{job_id}/pareto", response_model=ParetoPublic)
+@router.get("/{job_id}/pareto", response_model=ParetoPublic, operation_id="get_pareto")
 def pareto(job_id: str, factory: SessionFactory, caller: CallerDep) -> ParetoPublic:
     with session_scope(factory) as s:
         job = jobs_q.get_job(s, job_id, caller.tenant_id)
@@ -111,8 +121,8 @@ def pareto(job_id: str, factory: SessionFactory, caller: CallerDep) -> ParetoPub
         trials=[trial_public(t) for t in trials])
 
 
-@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
-             responses={409: {"description": "The job already ended"}})
+@router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, operation_id="cancel_job",
+             responses=problem_responses(409))
 def cancel_job(job_id: str, factory: SessionFactory, caller: CallerDep) -> JobPublic:
     job = _get(factory, caller, job_id)
     if job.status in jobs_q.TERMINAL:

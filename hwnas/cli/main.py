@@ -17,6 +17,7 @@ from hwnas.cli import remote
 from hwnas.cli.demo import demo
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
+from hwnas.cli.tables import app as tables_app
 from hwnas.settings import Settings
 
 app = typer.Typer(help="Hardware-aware neural architecture search.", no_args_is_help=True,
@@ -27,6 +28,7 @@ keys_app = typer.Typer(help="API keys (each names a tenant).", no_args_is_help=T
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="benchmarks")
 app.add_typer(keys_app, name="keys")
+app.add_typer(tables_app, name="tables")
 app.command()(search)
 app.command()(demo)
 remote.register(app)
@@ -55,6 +57,7 @@ def _factory(settings: Settings):  # type: ignore[no-untyped-def]
 def serve(embedded: Annotated[bool, typer.Option(help="SQLite + in-process worker (ignores the broker)")] = False,
           host: Annotated[str | None, typer.Option(help="Bind address")] = None,
           port: Annotated[int | None, typer.Option(help="Port")] = None,
+          workers: Annotated[int, typer.Option(help="HTTP worker processes (not with --embedded)")] = 1,
           database_url: DbUrl = None) -> None:
     """Run the HTTP API (and, with --embedded, the worker in the same process)."""
     import uvicorn
@@ -65,7 +68,14 @@ def serve(embedded: Annotated[bool, typer.Option(help="SQLite + in-process worke
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     console.print(f"hwnas API on http://{settings.host}:{settings.port}  (docs at /docs, "
                   f"{'embedded worker, no auth' if settings.embedded else 'Celery at ' + settings.broker_url})")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    if workers > 1:
+        if settings.embedded:
+            fail("--workers needs the Celery mode: the embedded worker lives in one process")
+        os.environ["HWNAS_DATABASE_URL"] = settings.database_url  # the worker processes read the environment
+        uvicorn.run("api.app:create_app", factory=True, host=settings.host, port=settings.port, workers=workers,
+                    log_level="warning")
+    else:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
 @app.command()

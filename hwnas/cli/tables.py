@@ -1,0 +1,210 @@
+"""``hwnas tables``: build, apply and inspect per-device latency tables (files, no server)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from hwnas.cli.render import console, fail, progress_bar
+from latency_tables import LatencyEstimator, LatencyTable, TableError, load_table, shipped_tables
+from latency_tables.measurements import MeasurementError, read_archs, read_measurements
+from latency_tables.table import save_table
+from search_spaces import SPACES, SearchSpace, get_space
+
+app = typer.Typer(help="Per-device latency tables: profile, fit, predict, validate, list, show.",
+                  no_args_is_help=True)
+
+SpaceOpt = Annotated[str, typer.Option("--space", help=f"Search space ({', '.join(sorted(SPACES))})")]
+TableOpt = Annotated[Path, typer.Option("--table", help="Latency table JSON file, or a shipped device name")]
+
+
+def _space(name: str) -> SearchSpace:
+    try:
+        return get_space(name)
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+
+
+def _table(ref: Path) -> LatencyTable:
+    """A table file, or 'device' / 'space:device' naming a shipped table."""
+    if ref.is_file():
+        try:
+            return load_table(ref)
+        except TableError as exc:
+            fail(f"{ref}: {exc}")
+    space, _, device = str(ref).rpartition(":")
+    matches = [t for t in shipped_tables(space or None) if t.device_name == device]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        fail(f"{ref}: shipped for several spaces", f"name one: {', '.join(f'{t.space}:{device}' for t in matches)}")
+    fail(f"{ref}: no such file or shipped device", "see `hwnas tables list`")
+
+
+def _estimator(table: LatencyTable) -> tuple[SearchSpace, LatencyEstimator]:
+    space = _space(table.space)
+    try:
+        return space, LatencyEstimator(table, space)
+    except (TableError, ValueError) as exc:
+        fail(f"table {table.device_name!r}: {exc}")
+
+
+def _report_table(title: str, report: dict[str, float]) -> Table:
+    table = Table(title=title)
+    for key in ("n", "within_5pct", "within_10pct", "mape", "kendall_tau", "spearman"):
+        if key in report:
+            table.add_column(key, justify="right")
+    table.add_row(*(_fmt(key, report[key]) for key in
+                    ("n", "within_5pct", "within_10pct", "mape", "kendall_tau", "spearman") if key in report))
+    return table
+
+
+def _fmt(key: str, value: object) -> str:
+    if key in ("within_5pct", "within_10pct", "mape") and isinstance(value, float):
+        return f"{value:.1%}"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+@app.command()
+def profile(space: SpaceOpt,
+            out: Annotated[Path, typer.Option("--out", help="Where to write the table JSON")],
+            threads: Annotated[int, typer.Option("--threads", help="torch intra-op threads (pinned)")] = 1,
+            batch: Annotated[int, typer.Option("--batch", help="Batch size")] = 1,
+            torch_device: Annotated[str, typer.Option("--torch-device", help="cpu or cuda")] = "cpu",
+            name: Annotated[str | None, typer.Option("--name", help="Device name (default: this host)")] = None,
+            validate_archs: Annotated[int, typer.Option("--validate-archs",
+                                                        help="Whole networks measured end to end")] = 100,
+            calibrate_archs: Annotated[int, typer.Option("--calibrate-archs",
+                                                         help="Other networks used to calibrate op-type scales")] = 30,
+            seed: Annotated[int, typer.Option("--seed", help="Seed of the validation sample")] = 0) -> None:
+    """Time every op signature of SPACE on this machine with torch, then validate end to end."""
+    from latency_tables.profile import ProfileError, profile_space
+
+    if torch_device not in ("cpu", "cuda"):
+        fail(f"--torch-device must be cpu or cuda, got {torch_device!r}")
+    if threads < 1 or batch < 1 or validate_archs < 0 or calibrate_archs < 0:
+        fail("--threads and --batch must be >= 1, --validate-archs and --calibrate-archs >= 0")
+    s = _space(space)
+    with progress_bar() as bar:
+        task = bar.add_task("profiling", total=None, status="")
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total, status="")
+
+        try:
+            table = profile_space(s, threads=threads, batch=batch, torch_device=torch_device, device_name=name,
+                                  validate_archs=validate_archs, calibrate_archs=calibrate_archs, seed=seed,
+                                  progress=on_progress)
+        except ProfileError as exc:
+            fail(str(exc))
+    save_table(table, out)
+    console.print(f"wrote {out}: {len(table.entries)} entries for {table.device_name!r} ({s.name}), "
+                  f"built in {table.provenance['build_seconds']:.1f} s")
+    if table.validation:
+        console.print(_report_table(f"end to end, {table.validation['n']} held-out networks", table.validation))
+        floor = table.validation.get("noise_floor")
+        if floor:
+            console.print(f"noise floor (2nd measurement predicting the 1st): within 10% "
+                          f"{floor['within_10pct']:.1%}, tau {floor['kendall_tau']:.3f}; "
+                          f"FLOPs tau {table.validation['flops_kendall_tau']:.3f}, "
+                          f"params tau {table.validation['params_kendall_tau']:.3f}")
+
+
+@app.command()
+def fit(space: SpaceOpt,
+        device: Annotated[str, typer.Option("--device", help="Name of the device the rows were measured on")],
+        measurements: Annotated[Path, typer.Option("--measurements", help="CSV with arch,latency_ms rows")],
+        out: Annotated[Path, typer.Option("--out", help="Where to write the table JSON")]) -> None:
+    """Fit a whole-space table from a few measured architectures (10 rows work; more help)."""
+    from latency_tables.fit import fit_table
+
+    s = _space(space)
+    try:
+        m = read_measurements(measurements, s)
+    except MeasurementError as exc:
+        fail(str(exc))
+    basis = shipped_tables(s.name)
+    with progress_bar() as bar:
+        task = bar.add_task("fitting", total=None, status=f"{len(m.archs)} rows, {len(basis)} basis tables")
+        table = fit_table(s, m.archs, m.latencies, device={"name": device, "measured": str(measurements)},
+                          source=str(measurements), basis=basis)
+        bar.update(task, total=1, completed=1)
+    save_table(table, out)
+    weights = table.provenance["basis_weights"]
+    mix = ", ".join(f"{k} {v:.2f}" for k, v in sorted(weights.items(), key=lambda kv: -kv[1])) or "none"
+    strength = table.provenance["ridge_strength"]
+    console.print(f"wrote {out}: {len(table.entries)} entries for {device!r} ({s.name}) from {len(m.archs)} rows")
+    console.print(f"basis: {mix}; per-entry ridge: {'prior only' if strength is None else strength}; "
+                  f"cross-validated relative error {table.provenance['cv_relative_error'] or 0:.1%}")
+
+
+@app.command()
+def predict(table: TableOpt,
+            archs: Annotated[Path, typer.Option("--archs", help="CSV with an arch column")],
+            out: Annotated[Path, typer.Option("--out", help="Where to write arch,latency_ms")]) -> None:
+    """Predict the latency of every architecture in a CSV."""
+    t = _table(table)
+    space, estimator = _estimator(t)
+    try:
+        names = read_archs(archs, space)
+    except MeasurementError as exc:
+        fail(str(exc))
+    values = estimator.predict(names)
+    with open(out, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["arch", "latency_ms"])
+        writer.writerows((a, f"{v:.6g}") for a, v in zip(names, values))
+    console.print(f"wrote {out}: {len(names)} predictions for {t.device_name!r} ({space.name}), "
+                  f"{values.min():.3f}-{values.max():.3f} ms")
+
+
+@app.command()
+def validate(table: TableOpt,
+             measurements: Annotated[Path, typer.Option("--measurements", help="CSV with arch,latency_ms rows")]) -> None:
+    """Compare a table's predictions with measured latencies."""
+    from latency_tables.fit import validation_report
+
+    t = _table(table)
+    space, estimator = _estimator(t)
+    try:
+        m = read_measurements(measurements, space)
+    except MeasurementError as exc:
+        fail(str(exc))
+    if len(m.archs) < 2:
+        fail("need at least 2 measured architectures to rank")
+    report = validation_report(estimator.predict(m.archs), m.latencies)
+    console.print(_report_table(f"{t.device_name} ({space.name}) vs {measurements.name}", report))
+
+
+@app.command("list")
+def list_tables(space: Annotated[str | None, typer.Option("--space", help="Only this space")] = None) -> None:
+    """The shipped tables and how well each was validated."""
+    table = Table("space", "device", "kind", "runtime", "batch", "entries", "n", "±10%", "tau", "spearman")
+    for t in shipped_tables(space):
+        v = t.validation
+        table.add_row(t.space, t.device_name, str(t.device.get("kind", "")), str(t.device.get("runtime", "")),
+                      str(t.device.get("batch_size", "")), str(len(t.entries)), str(v.get("n", "-")),
+                      _fmt("within_10pct", v.get("within_10pct", "-")), _fmt("", v.get("kendall_tau", "-")),
+                      _fmt("", v.get("spearman", "-")))
+    console.print(table)
+
+
+@app.command()
+def show(table: Annotated[Path, typer.Argument(help="Table JSON file, device name, or space:device")],
+         entries: Annotated[bool, typer.Option("--entries", help="Also print every entry")] = False) -> None:
+    """A table's device metadata, provenance and validation block."""
+    t = _table(table)
+    console.print(f"[bold]{t.device_name}[/] ({t.space}), {len(t.entries)} entries")
+    console.print_json(json.dumps({"device": t.device, "provenance": t.provenance}))
+    if t.validation:
+        console.print(_report_table("validation", t.validation))
+    if entries:
+        listing = Table("signature", "mean ms", "std ms", "count")
+        for key, e in sorted(t.entries.items()):
+            listing.add_row(key, f"{e.mean:.4f}", f"{e.std:.4f}", str(e.count))
+        console.print(listing)

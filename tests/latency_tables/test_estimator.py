@@ -1,0 +1,66 @@
+"""The estimator against hand-computed sums."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from latency_tables import LatencyEstimator, LatencyTable, MissingEntry
+from latency_tables.table import Entry
+from search_spaces import get_space
+
+
+def table_for(space_name: str, values: dict[str, float], default: float = 0.0) -> LatencyTable:
+    space = get_space(space_name)
+    entries = {s: Entry(values.get(s, default)) for s in space.all_op_signatures()}
+    return LatencyTable(device={"name": "hand"}, space=space_name, entries=entries)
+
+
+def test_nb201_hand_computed() -> None:
+    space = get_space("nb201")
+    values = {"network": 10.0, "network:pruned": 0.5, "input:reaches_output": 1.0,
+              "edge0:nor_conv_3x3": 3.0, "edge0:nor_conv_3x3:dead_output": 0.25,
+              "edge1:skip_connect": 0.1, "edge5:nor_conv_3x3": 4.0, "edge2:none": 0.01, "node3:sum2": 0.3}
+    est = LatencyEstimator(table_for("nb201", values), space)
+    # node1 = conv(x) (dead: nothing reads node 1), node2 = skip(x), node3 = conv(node2)
+    dead = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
+    # node1 = conv(x), node2 = skip(x) + none, node3 = conv(node1)? no: edge4 reads node 1
+    live = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|skip_connect~1|nor_conv_3x3~2|"
+    pruned = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|"
+    got = est.predict([dead, live, pruned])
+    assert got == pytest.approx([10 + 1 + 0.25 + 0.1 + 0.01 + 4,
+                                 10 + 1 + 3 + 0.1 + 0.01 + 4 + 0.3,
+                                 0.5 + 0.25 + 0.01])
+    codes = np.stack([space.encode(a) for a in (dead, live, pruned)])
+    assert est.predict_codes(codes) == pytest.approx(got)
+
+
+def test_fbnet_hand_computed_and_bounds() -> None:
+    space = get_space("fbnet")
+    est = LatencyEstimator(table_for("fbnet", {"k5_e6:16x32x32->16/s1": 2.0}, default=1.0), space)
+    stem_head = 2.0
+    all_skip = "-".join(["skip"] * 22)
+    # skip keeps the shape at 16 of the 22 layers (identity, no entry); at the 6 stage changes it is a 1x1 conv
+    assert est.predict([all_skip])[0] == pytest.approx(stem_head + 6)
+    first_k5 = "-".join(["k5_e6"] + ["skip"] * 21)
+    assert est.predict([first_k5])[0] == pytest.approx(stem_head + 2 + 6)
+    lo, hi = est.bounds()
+    assert lo == pytest.approx(stem_head + 6) and hi == pytest.approx(stem_head + 2 + 21)
+
+
+def test_nb201_bounds_are_the_extremes_of_the_space() -> None:
+    space = get_space("nb201")
+    est = LatencyEstimator(table_for("nb201", {"network": 5.0, "edge5:nor_conv_3x3": 2.0}), space)
+    assert est.bounds() == (0.0, 7.0)
+
+
+def test_missing_entry_is_named() -> None:
+    table = table_for("nb201", {})
+    del table.entries["edge3:avg_pool_3x3:zero_input"]
+    with pytest.raises(MissingEntry, match="edge3:avg_pool_3x3:zero_input"):
+        LatencyEstimator(table, get_space("nb201"))
+
+
+def test_wrong_space_is_refused() -> None:
+    with pytest.raises(ValueError, match="space"):
+        LatencyEstimator(table_for("nb201", {}), get_space("fbnet"))

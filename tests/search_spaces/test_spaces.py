@@ -1,0 +1,106 @@
+"""Every registered space: encoding, operators, hashing, signatures and the torch builder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from search_spaces import SPACES, InvalidArchitecture, get_space
+
+SPACE_NAMES = sorted(SPACES)
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_encode_decode_round_trip(name: str) -> None:
+    space = get_space(name)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        arch = space.sample(rng)
+        codes = space.encode(arch)
+        assert len(codes) == len(space.dims)
+        assert space.decode(codes) == arch
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_mutate_changes_one_position_and_neighbours_cover_them(name: str) -> None:
+    space = get_space(name)
+    rng = np.random.default_rng(1)
+    arch = space.sample(rng)
+    for _ in range(20):
+        other = space.mutate(arch, rng)
+        assert int((space.encode(other) != space.encode(arch)).sum()) == 1
+    neighbours = space.neighbours(arch)
+    assert len(neighbours) == sum(d - 1 for d in space.dims)
+    assert len(set(neighbours)) == len(neighbours) and arch not in neighbours
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_signatures_are_the_vocabulary_counts(name: str) -> None:
+    space = get_space(name)
+    vocabulary = space.all_op_signatures()
+    assert len(set(vocabulary)) == len(vocabulary)
+    rng = np.random.default_rng(2)
+    archs = [space.sample(rng) for _ in range(30)]
+    matrix = space.signature_matrix(np.stack([space.encode(a) for a in archs]))
+    assert matrix.shape == (30, len(vocabulary))
+    for arch, row in zip(archs, matrix):
+        sigs = space.op_signatures(arch)
+        assert set(sigs) <= set(vocabulary)
+        assert len(sigs) == int(row.sum())
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_rejects_bad_strings(name: str) -> None:
+    space = get_space(name)
+    for bad in ("", "nonsense", space.sample(np.random.default_rng(3)) + "-k3_e1"):
+        with pytest.raises(InvalidArchitecture):
+            space.encode(bad)
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_torch_builder_runs_in_eval_mode(name: str) -> None:
+    torch = pytest.importorskip("torch")
+    space = get_space(name)
+    model = space.build_model(space.sample(np.random.default_rng(4)), num_classes=7).eval()
+    with torch.inference_mode():
+        assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 7)
+
+
+def test_nb201_hash_is_isomorphism_aware() -> None:
+    space = get_space("nb201")
+    # node 1 is unused when every edge out of it is none: the op on edge 0 does not matter
+    a = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+    b = "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+    c = "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+    assert space.canonical_hash(a) == space.canonical_hash(b) != space.canonical_hash(c)
+
+
+def test_nb201_signatures_name_dead_and_zero_input_edges() -> None:
+    space = get_space("nb201")
+    # edge0 conv feeds node 1, which nothing reads: dead output. node 2 = skip(x).
+    # node 3 = conv3x3(node 2) + avg_pool(node 1 via edge 4)?  edge 4 is none here.
+    arch = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
+    assert sorted(space.op_signatures(arch)) == sorted([
+        "network", "input:reaches_output", "edge0:nor_conv_3x3:dead_output", "edge1:skip_connect",
+        "edge2:none", "edge3:none", "edge4:none", "edge5:nor_conv_3x3"])
+    # node 1 = none(x) = 0, so the conv on edge 2 reads a zero input; node 3 has only none inputs
+    zero = "|none~0|+|none~0|nor_conv_1x1~1|+|none~0|none~1|none~2|"
+    assert sorted(space.op_signatures(zero)) == sorted([
+        "network:pruned", "edge0:none", "edge1:none", "edge2:nor_conv_1x1:dead_output", "edge3:none",
+        "edge4:none", "edge5:none"])
+    both = "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
+    assert sorted(space.op_signatures(both)) == sorted([
+        "network", "input:reaches_output", "edge0:skip_connect", "edge1:none", "edge2:none",
+        "edge3:skip_connect", "edge4:nor_conv_1x1", "edge5:avg_pool_3x3:zero_input", "node3:sum3"])
+
+
+def test_fbnet_shares_signatures_between_layers_of_one_shape() -> None:
+    space = get_space("fbnet")
+    assert len(space.dims) == 22 and set(space.dims) == {9}
+    # layers 2..4 of stage 2 (positions 2, 3, 4) are 24->24 at 32x32, stride 1
+    assert space.position_signatures(2, 3) == space.position_signatures(3, 3) == ["k3_e6:24x32x32->24/s1"]
+    assert space.position_signatures(1, 3) == ["k3_e6:16x32x32->24/s1"]
+    assert space.position_signatures(2, 8) == []  # skip that keeps the shape is the identity
+    assert space.position_signatures(1, 8) == ["skip:16x32x32->24/s1"]  # skip that changes it is a 1x1 conv
+    arch = "-".join(["skip"] * 22)
+    assert space.canonical_hash(arch) == space.canonical_hash(space.normalize(arch))
