@@ -97,3 +97,17 @@ def test_devices_page_lists_every_table_with_its_validation(dashboard_server: Da
     pixel3 = next(d for d in devices if d["name"] == "pixel3")
     assert f"{pixel3['validation']['kendall_tau']:.3f}" in html
     assert f"{100 * pixel3['validation']['within_10pct']:.1f}%" in html
+
+
+def test_architecture_page_of_another_space_draws_its_layers(dashboard_server: DashboardServer) -> None:
+    import numpy as np
+
+    from search_spaces import SPACES
+
+    space = SPACES["fbnet"]
+    arch = space.sample(np.random.default_rng(1))
+    html = dashboard_server.client.get("/architectures/fbnet", params={"arch": arch}).text
+    assert html.count('<g class="layer"') == len(space.choices)
+    devices = dashboard_server.client.get("/v1/devices", params={"space": "fbnet"}).json()
+    assert len(devices) > 0 and html.count("<tr data-device=") == len(devices)
+    assert 'class="warn"' not in html  # every fbnet table priced it
