@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nas.catalog import SpecError
 from nas.service import QuotaExceeded
 from nas.evaluators import EVALUATOR_TYPES
-from storage.db import Conflict, Unavailable
+from storage.db import Conflict, InvalidData, Unavailable
 
 log = logging.getLogger("hwnas.api")
 MEDIA_TYPE = "application/problem+json"
@@ -118,6 +118,10 @@ def install(app: FastAPI) -> None:
     async def _quota(request: Request, exc: QuotaExceeded) -> JSONResponse:
         return _response(request, Problem(429, "Quota exceeded", str(exc),
                                           headers={"Retry-After": str(exc.retry_after_s)}))
+
+    @app.exception_handler(InvalidData)
+    async def _invalid_data(request: Request, exc: InvalidData) -> JSONResponse:
+        return _response(request, Problem(422, "Invalid request", f"the database refused a value: {exc}"))
 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict) -> JSONResponse:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -18,6 +18,10 @@ class StorageError(RuntimeError):
 
 class Conflict(StorageError):
     """A uniqueness or foreign-key rule was broken."""
+
+
+class InvalidData(StorageError):
+    """The database refused a value (e.g. a NUL character in text)."""
 
 
 class Unavailable(StorageError):
@@ -60,6 +64,8 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         _rollback(session)
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
             raise Unavailable(str(exc.orig)) from exc
+        if isinstance(exc, DataError):
+            raise InvalidData(str(exc.orig)) from exc
         raise
     except BaseException:
         _rollback(session)

@@ -1,13 +1,13 @@
-"""Read-only catalog: search spaces, strategies, devices."""
+"""The catalog: search spaces, strategies, devices (latency tables, which tenants may add)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Body, Depends, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
-from api.auth import current_caller
+from api.auth import CallerDep, current_caller
 from api.deps import SessionFactory
 from api.problems import COMMON_ERRORS, Problem, field_error, problem_responses
 from latency_tables import LatencyTable, TableError
@@ -20,6 +20,9 @@ from storage.models import Device
 
 router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)],
                    responses={**COMMON_ERRORS, **problem_responses(404)})
+DEVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+SpaceName = Literal[tuple(sorted(SPACES))]  # type: ignore[valid-type]
+SpaceQuery = Annotated[SpaceName | None, Query()]
 
 
 @router.get("/search-spaces", response_model=list[SearchSpacePublic])
@@ -42,13 +45,14 @@ def device_public(d: Device) -> DevicePublic:
 
 
 @router.get("/devices", response_model=list[DevicePublic])
-def devices(factory: SessionFactory, space: str | None = None) -> list[DevicePublic]:
+def devices(factory: SessionFactory, space: SpaceQuery = None) -> list[DevicePublic]:
     with session_scope(factory) as s:
         return [device_public(d) for d in catalog_q.list_devices(s, space)]
 
 
 @router.get("/devices/{name}", response_model=list[DevicePublic])
-def device(name: str, factory: SessionFactory, space: str | None = None) -> list[DevicePublic]:
+def device(name: Annotated[str, Path(pattern=DEVICE_NAME)], factory: SessionFactory,
+           space: SpaceQuery = None) -> list[DevicePublic]:
     """One device's tables (metadata, provenance, validation), one per search space."""
     with session_scope(factory) as s:
         rows = catalog_q.get_device(s, name, space)
@@ -58,18 +62,28 @@ def device(name: str, factory: SessionFactory, space: str | None = None) -> list
         return [device_public(d) for d in rows]
 
 
-@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DevicePublic)
+@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DevicePublic,
+             responses=problem_responses(400, 409, 413))
 def upload_device(table: Annotated[dict[str, Any], Body(description="A latency table file (hwnas.latency_table/2)")],
-                  factory: SessionFactory, response: Response) -> DevicePublic:
-    """Add (or replace) a device's table for one space. The table must cover every op
-    signature of its space with finite, non-negative values; a refusal names the entry."""
+                  factory: SessionFactory, response: Response, caller: CallerDep) -> DevicePublic:
+    """Add a device's table for one space, or replace one the same tenant uploaded.
+
+    The table must cover every op signature of its space with finite, non-negative
+    values; a refusal names the entry. Shipped tables and other tenants' are kept (409).
+    """
     try:
         parsed = LatencyTable.from_dict(table)
         parsed.check_space()
     except TableError as exc:
         where = exc.entry or "body"
         raise Problem(422, "Invalid latency table", f"{where}: {exc}", [field_error(where, str(exc))]) from None
+    data = parsed.to_dict()
+    data["provenance"] = {**data.get("provenance", {}), "uploaded_by": caller.tenant}
     with session_scope(factory) as s:
-        stored = catalog_q.upsert_device(s, parsed.to_dict())
+        existing = catalog_q.get_device(s, parsed.device_name, parsed.space)
+        if existing and existing[0].table.get("provenance", {}).get("uploaded_by") != caller.tenant:
+            raise Problem(409, "Device table exists", f"a table for {parsed.device_name!r} in space "
+                          f"{parsed.space!r} exists and is not yours; upload it under another device name")
+        stored = catalog_q.upsert_device(s, data)
         response.headers["Location"] = f"/v1/devices/{stored.name}?space={stored.space}"
         return device_public(stored)

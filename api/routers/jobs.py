@@ -4,6 +4,7 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import Path as PathParam
 
 from api.auth import CallerDep
 from api.deps import Enqueue, SessionFactory, SettingsDep
@@ -16,6 +17,7 @@ from storage.db import session_scope
 from storage.models import Job, Trial
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses={**COMMON_ERRORS, **problem_responses(404)})
+JobId = Annotated[str, PathParam(pattern=r"^[0-9a-f-]{1,36}$", description="job id (UUID)")]
 TRIAL_SORT_PATTERN = r"^-?(seq|duration_s|status|metric:[A-Za-z0-9_@.:\-]{1,100})$"
 log = logging.getLogger("hwnas.api")
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -87,12 +89,12 @@ def list_jobs(factory: SessionFactory, caller: CallerDep, status: JobStatus | No
 
 
 @router.get("/{job_id}", response_model=JobPublic, operation_id="get_job")
-def get_job(job_id: str, factory: SessionFactory, caller: CallerDep) -> JobPublic:
+def get_job(job_id: JobId, factory: SessionFactory, caller: CallerDep) -> JobPublic:
     return job_public(_get(factory, caller, job_id))
 
 
 @router.get("/{job_id}/trials", response_model=Page[TrialPublic], operation_id="list_trials")
-def list_trials(job_id: str, factory: SessionFactory, caller: CallerDep,
+def list_trials(job_id: JobId, factory: SessionFactory, caller: CallerDep,
                 sort: Annotated[str, Query(pattern=TRIAL_SORT_PATTERN, description=(
                     "seq, duration_s, status or metric:KEY (e.g. metric:accuracy); prefix - for descending"))] = "seq",
                 status: Literal["completed", "failed"] | None = None,
@@ -105,7 +107,7 @@ def list_trials(job_id: str, factory: SessionFactory, caller: CallerDep,
 
 
 @router.get("/{job_id}/pareto", response_model=ParetoPublic, operation_id="get_pareto")
-def pareto(job_id: str, factory: SessionFactory, caller: CallerDep) -> ParetoPublic:
+def pareto(job_id: JobId, factory: SessionFactory, caller: CallerDep) -> ParetoPublic:
     with session_scope(factory) as s:
         job = jobs_q.get_job(s, job_id, caller.tenant_id)
         if job is None:
@@ -123,7 +125,7 @@ def pareto(job_id: str, factory: SessionFactory, caller: CallerDep) -> ParetoPub
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, operation_id="cancel_job",
              responses=problem_responses(409))
-def cancel_job(job_id: str, factory: SessionFactory, caller: CallerDep) -> JobPublic:
+def cancel_job(job_id: JobId, factory: SessionFactory, caller: CallerDep) -> JobPublic:
     job = _get(factory, caller, job_id)
     if job.status in jobs_q.TERMINAL:
         raise Problem(409, "Job already ended", f"job {job_id} is {job.status}")
