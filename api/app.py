@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
+from api import dashboard, problems
 from api.auth import KeyCache
 from api.limits import BodySizeLimit
 from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -61,6 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RedisRateLimiter(settings.broker_url) if settings.broker_url else MemoryRateLimiter()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     problems.install(app)
-    for router in (jobs.router, catalog.router, health.router):
+    for router in (jobs.router, catalog.router, health.router, dashboard.router):
         app.include_router(router)
     return app

@@ -59,11 +59,15 @@ def caller_for(tenant: Tenant, settings: SettingsDep) -> Caller:
         rate_limit_per_minute=tenant.rate_limit_per_minute or settings.rate_limit_per_minute)
 
 
+#: Cookie the dashboard's login page sets (HttpOnly, SameSite=Strict), so browsers can send the key.
+KEY_COOKIE = "hwnas_key"
+
+
 def _presented_key(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip() or None
-    return request.headers.get("x-api-key") or None
+    return request.headers.get("x-api-key") or request.cookies.get(KEY_COOKIE) or None
 
 
 def current_caller(request: Request, factory: SessionFactory, settings: SettingsDep) -> Caller:

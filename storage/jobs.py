@@ -90,6 +90,10 @@ def front_trials(session: Session, job: Job) -> list[Trial]:
                                 .order_by(Trial.seq)).all())
 
 
+def get_trial(session: Session, job_id: str, seq: int) -> Trial | None:
+    return session.scalar(select(Trial).where(Trial.job_id == job_id, Trial.seq == seq))
+
+
 def request_cancel(session: Session, job_id: str) -> None:
     """Queued jobs end at once; running ones stop before their next evaluation.
 

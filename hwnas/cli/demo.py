@@ -69,7 +69,7 @@ def demo(port: Annotated[int, typer.Option(help="Port of the demo server")] = 87
             if job.status != "succeeded":
                 fail(f"demo job ended {job.status}: {job.error}")
             print_front(client, job.id)
-            console.print(f"\nLook at it: {url}/v1/jobs/{job.id}/pareto  (API docs: {url}/docs)")
+            console.print(f"\nLook at it: {url}/jobs/{job.id}  (JSON: {url}/v1/jobs/{job.id}/pareto, API docs: {url}/docs)")
         if keep_serving if keep_serving is not None else sys.stdin.isatty():
             console.print("server still running; press Ctrl+C to stop")
             server.wait()

@@ -1,0 +1,215 @@
+"""The dashboard in headless Chromium against a live server with real jobs.
+
+Screenshots go to test-artifacts/dashboard/. Each test also asserts the page
+logged no console error, threw nothing and had no failed request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.dashboard.conftest import ConsoleLog, DashboardServer, screenshot, slow_command_spec
+
+FRONT_COLOUR = "rgb(214, 39, 40)"
+
+
+def _trials(server: DashboardServer, job_id: str) -> list[dict[str, Any]]:
+    return server.client.get(f"/v1/jobs/{job_id}/trials", params={"limit": 1000}).raise_for_status().json()["items"]
+
+
+def _front_seqs(server: DashboardServer, job_id: str) -> list[int]:
+    return sorted(t["seq"] for t in server.client.get(f"/v1/jobs/{job_id}/pareto").json()["trials"])
+
+
+def _points(page: Any, plot: str, trace: int) -> Any:
+    return page.locator(f"#{plot} g.trace.scatter").nth(trace).locator("path.point")
+
+
+def _open_job(page: Any, server: DashboardServer, job_id: str) -> None:
+    page.goto(f"{server.url}/jobs/{job_id}")
+    page.wait_for_function("Number(document.body.dataset.plotsReady) >= 1")
+    page.wait_for_selector("#trials-rows tr")
+
+
+def test_job_page_plots_every_trial_and_highlights_exactly_the_api_front(
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
+    job = dashboard_server.jobs["multi"]
+    trials = _trials(dashboard_server, job["id"])
+    front = _front_seqs(dashboard_server, job["id"])
+    assert 0 < len(front) < len(trials) == 120
+    _open_job(page, dashboard_server, job["id"])
+
+    for plot in ("plot-pixel3", "plot-raspi4"):
+        assert _points(page, plot, 0).count() == len(trials), plot
+        assert _points(page, plot, 1).count() == len(front), plot
+        assert sorted(page.evaluate(f"document.getElementById('{plot}').data[1].customdata")) == front
+        fill = _points(page, plot, 1).first.evaluate("p => getComputedStyle(p).fill")
+        assert fill == FRONT_COLOUR
+        assert _points(page, plot, 0).first.evaluate("p => Number(getComputedStyle(p).opacity)") < 0.5
+    # the 12 ms pixel3 constraint is drawn as a line on the pixel3 panel only
+    assert page.locator("#plot-pixel3 .shapelayer path").count() == 1
+    assert page.locator("#plot-raspi4 .shapelayer path").count() == 0
+    assert page.locator("#hv-plot g.trace.scatter path.js-line").count() == 1
+
+    # hovering a front point shows its architecture and metrics
+    box = _points(page, "plot-pixel3", 1).first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    hover = page.locator("#plot-pixel3 .hoverlayer .hovertext")
+    hover.wait_for()
+    text = hover.text_content()
+    best = {t["seq"]: t for t in trials}[int(text.split("trial ")[1].split(" ")[0])]
+    assert best["seq"] in front and best["arch"] in text and "latency_ms@raspi4" in text
+
+    assert page.locator("#trials-rows tr").count() == 25
+    assert page.locator("#job-status").text_content() == "succeeded"
+    assert page.locator("#cancel-job").is_disabled()
+    screenshot(page, "job-detail")
+    assert console.errors == []
+
+
+def test_webgl_rendering_of_many_trials_keeps_every_point_and_the_front(
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
+    """Big jobs draw the faint points with scattergl (forced here with ?render=webgl)."""
+    job = dashboard_server.jobs["multi"]
+    front = _front_seqs(dashboard_server, job["id"])
+    page.goto(f"{dashboard_server.url}/jobs/{job['id']}?render=webgl")
+    page.wait_for_function("Number(document.body.dataset.plotsReady) >= 1")
+    for plot in ("plot-pixel3", "plot-raspi4"):
+        assert page.get_attribute(f"#{plot}", "data-render") == "webgl"
+        assert page.evaluate(f"document.getElementById('{plot}')._fullData[0].type") == "scattergl"
+        assert page.evaluate(f"document.getElementById('{plot}')._fullData[0]._length") == 120
+        assert page.locator(f"#{plot} canvas").count() >= 1
+        assert _points(page, plot, 0).count() == len(front)  # the only SVG trace left is the front
+        assert sorted(page.evaluate(f"document.getElementById('{plot}').data[1].customdata")) == front
+    screenshot(page, "job-detail-webgl")
+    assert console.errors == []
+
+
+def test_trials_table_sorts_and_pages_from_the_keyboard(
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
+    job_id = dashboard_server.jobs["multi"]["id"]
+    accuracies = sorted(t["metrics"]["accuracy"] for t in _trials(dashboard_server, job_id))
+    _open_job(page, dashboard_server, job_id)
+
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+    first_accuracy = "#trials-rows tr:first-child td:nth-child(3)"
+    sort = page.locator('button[data-sort="metric:accuracy"]')
+    sort.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('{first_accuracy}').textContent === "
+                           f"String(Number({accuracies[0]}.toPrecision(5)))")
+    assert page.locator("th:has(button[data-sort='metric:accuracy'])").get_attribute("aria-sort") == "ascending"
+    page.keyboard.press("Enter")  # focus stays on the header button after the reload
+    page.wait_for_function(f"document.querySelector('{first_accuracy}').textContent === "
+                           f"String(Number({accuracies[-1]}.toPrecision(5)))")
+    assert page.locator("th:has(button[data-sort='metric:accuracy'])").get_attribute("aria-sort") == "descending"
+
+    page.locator("#trials-next").focus()
+    page.keyboard.press("Space")
+    page.wait_for_function("document.getElementById('trials-range').textContent.startsWith('trials 26')")
+    assert page.locator("#trials-range").text_content() == "trials 26–50 of 120"
+    page.get_by_label("Rows").select_option("100")
+    page.wait_for_function("document.querySelectorAll('#trials-rows tr').length === 100")
+    assert console.errors == []
+
+
+def test_jobs_list_filters_and_sorts_with_labelled_controls(
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
+    page.goto(dashboard_server.url + "/")
+    unlabelled = page.evaluate("""[...document.querySelectorAll('main input, main select, main button')]
+        .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim())
+        .map(e => e.outerHTML)""")
+    assert unlabelled == []
+    assert page.locator("#jobs-rows tr[data-job]").count() >= 2
+    page.get_by_label("Status").select_option("succeeded")
+    page.get_by_label("Sort by").select_option("hypervolume")
+    page.get_by_label("Order").select_option("asc")
+    page.get_by_role("button", name="Apply").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**status=succeeded**")
+    rows = page.locator("#jobs-rows tr[data-job]")
+    statuses = rows.evaluate_all("rs => rs.map(r => r.dataset.status)")
+    assert statuses and set(statuses) == {"succeeded"}
+    by_hv = sorted(dashboard_server.jobs.values(), key=lambda j: j["hypervolume"])
+    order = rows.evaluate_all("rs => rs.map(r => r.dataset.job)")
+    assert [i for i in order if i in {j["id"] for j in by_hv}] == [j["id"] for j in by_hv]
+    screenshot(page, "jobs")
+    assert console.errors == []
+
+
+def test_architecture_devices_and_compare_pages(
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
+    multi, single = dashboard_server.jobs["multi"], dashboard_server.jobs["single"]
+    devices = dashboard_server.client.get("/v1/devices", params={"space": "nb201"}).json()
+
+    page.goto(f"{dashboard_server.url}/jobs/{multi['id']}/trials/{multi['best']['seq']}")
+    assert page.locator("svg.arch-diagram g.edge").count() == 6
+    assert page.locator("#predictions tbody tr[data-device]").count() == len(devices)
+    assert page.locator("#arch-string").text_content() == multi["best"]["arch"]
+    screenshot(page, "architecture")
+
+    page.goto(f"{dashboard_server.url}/devices")
+    assert page.locator("#devices-table tbody tr[data-device]").count() == len(
+        dashboard_server.client.get("/v1/devices").json())
+    screenshot(page, "devices")
+
+    page.goto(f"{dashboard_server.url}/compare?jobs={multi['id']},{single['id']}")
+    page.wait_for_function("document.body.dataset.plotsReady")
+    assert page.locator("#compare-pixel3 g.trace.scatter").count() == 2
+    assert page.locator("#compare-raspi4 g.trace.scatter").count() == 1  # only one job has raspi4
+    for trace, job in enumerate((multi, single)):
+        assert (page.locator("#compare-pixel3 g.trace.scatter").nth(trace).locator("path.point").count()
+                == len(_front_seqs(dashboard_server, job["id"])))
+    assert page.get_by_label("pixel3 random").is_checked()
+    screenshot(page, "compare")
+    assert console.errors == []
+
+
+def test_live_job_updates_then_cancel_from_the_page(
+        browser: Any, page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
+    spec = slow_command_spec("slow command job", budget=400, seconds=0.25)
+    job_id = dashboard_server.client.post("/v1/jobs", json=spec).raise_for_status().json()["id"]
+    jobs_page = browser.new_page()
+    try:
+        jobs_console = ConsoleLog(jobs_page)
+        jobs_page.goto(dashboard_server.url + "/")
+        row = jobs_page.locator(f'#jobs-rows tr[data-job="{job_id}"]')
+        assert row.get_attribute("data-status") in ("queued", "running")
+
+        _open_job(page, dashboard_server, job_id)
+        first = int(page.evaluate("window.hwnasTimings.points"))
+        page.wait_for_function(f"Number(document.body.dataset.plotsReady) >= 2 && window.hwnasTimings.points > {first}")
+        assert page.locator("#job-status").text_content() == "running"
+        plotted = _points(page, "plot-pixel3", 0).count()
+        assert plotted >= first
+
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Cancel job").click()
+        page.wait_for_function("document.getElementById('job-status').textContent === 'cancelled'",
+                               timeout=30_000)
+        job = dashboard_server.client.get(f"/v1/jobs/{job_id}").json()
+        assert job["status"] == "cancelled" and job["progress"]["evaluated"] < 400
+        assert page.locator("#cancel-job").is_disabled()
+        assert "cancel" in page.locator("#cancel-state").text_content().lower()
+        screenshot(page, "job-cancelled")
+
+        # the jobs list refreshes itself while a job runs, so it sees the end without a reload
+        jobs_page.wait_for_function(
+            f"document.querySelector('#jobs-rows tr[data-job=\"{job_id}\"]').dataset.status === 'cancelled'",
+            timeout=15_000)
+        screenshot(jobs_page, "jobs-after-cancel")
+        assert jobs_console.errors == []
+    finally:
+        jobs_page.close()
+    assert console.errors == []
+
+
+@pytest.mark.parametrize("path", ["/jobs/not-a-job"])
+def test_unknown_job_page_is_a_plain_404(page: Any, dashboard_server: DashboardServer, path: str) -> None:
+    response = page.goto(dashboard_server.url + path)
+    assert response.status == 404
+    assert page.get_by_role("link", name="Back to the jobs").is_visible()

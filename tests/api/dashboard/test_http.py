@@ -1,0 +1,113 @@
+"""The dashboard over HTTP on a live server: pages, downloads and plot data agree with the JSON API."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import plotly
+import pytest
+
+from tests.api.dashboard.conftest import DashboardServer
+
+
+def _all_trials(server: DashboardServer, job_id: str) -> list[dict[str, Any]]:
+    page = server.client.get(f"/v1/jobs/{job_id}/trials", params={"limit": 1000}).raise_for_status().json()
+    assert page["total"] == len(page["items"])
+    return page["items"]
+
+
+def test_every_page_renders(dashboard_server: DashboardServer) -> None:
+    c = dashboard_server.client
+    multi, single = dashboard_server.jobs["multi"], dashboard_server.jobs["single"]
+    for path in ("/", "/?status=succeeded&sort=hypervolume&order=asc", "/fragments/jobs", "/devices",
+                 f"/jobs/{multi['id']}", f"/jobs/{multi['id']}/trials/0",
+                 f"/architectures/nb201?arch={quote(multi['best']['arch'])}",
+                 f"/compare?jobs={multi['id']},{single['id']}"):
+        r = c.get(path)
+        assert r.status_code == 200, path
+        assert r.headers["content-type"].startswith("text/html"), path
+    jobs_page = c.get("/", params={"q": "random"}).text
+    assert "pixel3 random" in jobs_page and "multi-device evolution" not in jobs_page
+
+
+def test_missing_things_are_html_404s_and_bad_architectures_422(dashboard_server: DashboardServer) -> None:
+    c = dashboard_server.client
+    job_id = dashboard_server.jobs["multi"]["id"]
+    for path in ("/jobs/no-such-job", f"/jobs/{job_id}/trials/99999", "/architectures/nope?arch=x"):
+        r = c.get(path)
+        assert r.status_code == 404 and "does not exist" in r.text, path
+    r = c.get("/architectures/nb201", params={"arch": "|conv9~0|"})
+    assert r.status_code == 422 and "Invalid architecture" in r.text
+
+
+def test_plotly_is_served_from_the_installed_package(dashboard_server: DashboardServer) -> None:
+    r = dashboard_server.client.get("/assets/plotly.min.js")
+    assert r.status_code == 200
+    assert r.content == (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+    assert dashboard_server.client.get("/assets/../pages.py").status_code == 404
+    assert "cdn" not in dashboard_server.client.get(f"/jobs/{dashboard_server.jobs['multi']['id']}").text.lower()
+
+
+def test_series_match_the_stored_trials_front_and_hypervolume(dashboard_server: DashboardServer) -> None:
+    job = dashboard_server.jobs["multi"]
+    s = dashboard_server.client.get(f"/jobs/{job['id']}/series.json").raise_for_status().json()
+    trials = _all_trials(dashboard_server, job["id"])
+    assert s["seq"] == [t["seq"] for t in trials] and len(s["seq"]) == job["progress"]["evaluated"] == 120
+    assert s["metrics"]["accuracy"] == [t["metrics"]["accuracy"] for t in trials]
+    front = dashboard_server.client.get(f"/v1/jobs/{job['id']}/pareto").json()
+    assert s["front"] == sorted(t["seq"] for t in front["trials"])
+    assert [p["device"] for p in s["axes"]["panels"]] == ["pixel3", "raspi4"]
+    assert s["axes"]["limits"] == {"latency_ms@pixel3": {"max": 12.0}}
+    hv = s["hypervolume"]
+    assert hv["total"] == 120 and hv["evaluations"] == sorted(hv["evaluations"])
+    assert hv["values"][-1] == pytest.approx(job["hypervolume"])
+    assert all(b > a for a, b in zip(hv["values"], hv["values"][1:], strict=False))
+
+
+def test_downloads_hold_every_trial_and_exactly_the_front(dashboard_server: DashboardServer) -> None:
+    c = dashboard_server.client
+    job_id = dashboard_server.jobs["multi"]["id"]
+    trials = _all_trials(dashboard_server, job_id)
+    front = c.get(f"/v1/jobs/{job_id}/pareto").json()["trials"]
+
+    r = c.get(f"/jobs/{job_id}/trials.csv")
+    assert r.headers["content-type"].startswith("text/csv")
+    assert "attachment" in r.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [int(x["seq"]) for x in rows] == [t["seq"] for t in trials]
+    assert {"accuracy", "latency_ms@pixel3", "latency_ms@raspi4"} <= set(rows[0])
+    assert float(rows[5]["latency_ms@raspi4"]) == pytest.approx(trials[5]["metrics"]["latency_ms@raspi4"])
+
+    assert json.loads(c.get(f"/jobs/{job_id}/trials.json").text) == trials
+    assert json.loads(c.get(f"/jobs/{job_id}/front.json").text) == front
+    front_rows = list(csv.DictReader(io.StringIO(c.get(f"/jobs/{job_id}/front.csv").text)))
+    assert [int(x["seq"]) for x in front_rows] == [t["seq"] for t in front]
+    assert c.get("/jobs/nope/front.csv").status_code == 404
+
+
+def test_devices_page_lists_every_table_with_its_validation(dashboard_server: DashboardServer) -> None:
+    devices = dashboard_server.client.get("/v1/devices").json()
+    html = dashboard_server.client.get("/devices").text
+    assert html.count('<tr id="dev-') == len(devices) > 0
+    pixel3 = next(d for d in devices if d["name"] == "pixel3")
+    assert f"{pixel3['validation']['kendall_tau']:.3f}" in html
+    assert f"{100 * pixel3['validation']['within_10pct']:.1f}%" in html
+
+
+def test_architecture_page_of_another_space_draws_its_layers(dashboard_server: DashboardServer) -> None:
+    import numpy as np
+
+    from search_spaces import SPACES
+
+    space = SPACES["fbnet"]
+    arch = space.sample(np.random.default_rng(1))
+    html = dashboard_server.client.get("/architectures/fbnet", params={"arch": arch}).text
+    assert html.count('<g class="layer"') == len(space.choices)
+    devices = dashboard_server.client.get("/v1/devices", params={"space": "fbnet"}).json()
+    assert len(devices) > 0 and html.count("<tr data-device=") == len(devices)
+    assert 'class="warn"' not in html  # every fbnet table priced it

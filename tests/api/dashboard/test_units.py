@@ -1,0 +1,139 @@
+"""The dashboard's pure parts: hypervolume history, job rows, cell diagrams, predictions, CSV."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+
+import numpy as np
+import pytest
+
+from api.dashboard.architecture import diagram_svg, predicted_latencies
+from api.dashboard.exports import trials_csv
+from api.dashboard.jobrows import JobRow, age, arrange
+from api.dashboard.series import hypervolume_history, plot_axes
+from latency_tables import LatencyEstimator, shipped_tables
+from nas.pareto import Objective, ParetoArchive
+from nas.spec import JobSpec
+from search_spaces import get_space
+from storage.models import Trial
+
+SPEC = JobSpec.model_validate({
+    "space": "nb201", "budget": {"evaluations": 10},
+    "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                   {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
+    "constraints": [{"metric": "latency_ms", "device": "pixel3", "max": 8.0},
+                    {"metric": "accuracy", "min": 10.0}],
+    "evaluator": {"type": "benchmark", "table": "t", "metric": "m"}})
+REF = {"accuracy": 0.0, "latency_ms@pixel3": 10.0}
+
+
+def test_hypervolume_history_matches_the_engines_archive() -> None:
+    rng = np.random.default_rng(0)
+    trials = []
+    archive = ParetoArchive([Objective("accuracy", True), Objective("latency_ms@pixel3", False)], REF)
+    expected = []
+    for i in range(300):
+        metrics = {"accuracy": float(rng.uniform(0, 100)), "latency_ms@pixel3": float(rng.uniform(1, 12))}
+        status = "failed" if i % 17 == 0 else "completed"
+        trials.append((status, metrics))
+        if status == "completed" and metrics["latency_ms@pixel3"] <= 8.0 and metrics["accuracy"] >= 10.0:
+            archive.add(i, metrics)
+        expected.append(archive.hypervolume())
+    history = hypervolume_history(SPEC, REF, trials)
+    assert history, "some trials are feasible"
+    assert [n for n, _ in history] == sorted({n for n, _ in history})
+    for n, value in history:  # each change point equals the archive after that many evaluations
+        assert value == pytest.approx(expected[n - 1])
+    assert history[-1][1] == pytest.approx(expected[-1])
+    changes = [i + 1 for i in range(len(expected)) if expected[i] != (expected[i - 1] if i else 0.0)]
+    assert [n for n, _ in history] == changes
+
+
+def test_infeasible_and_failed_trials_never_count() -> None:
+    trials = [("completed", {"accuracy": 90.0, "latency_ms@pixel3": 9.0}),  # breaks the 8 ms limit
+              ("failed", {"accuracy": 95.0, "latency_ms@pixel3": 1.0}),
+              ("completed", {"accuracy": 5.0, "latency_ms@pixel3": 1.0}),   # below the accuracy floor
+              ("completed", {"accuracy": 50.0})]                             # objective missing
+    assert hypervolume_history(SPEC, REF, trials) == []
+    trials.append(("completed", {"accuracy": 50.0, "latency_ms@pixel3": 5.0}))
+    assert hypervolume_history(SPEC, REF, trials) == [(5, pytest.approx(50.0 * 5.0))]
+
+
+def test_plot_axes_have_one_panel_per_device_and_the_tightest_limits() -> None:
+    spec = SPEC.model_copy(update={"constraints": [*SPEC.constraints, SPEC.constraints[0].model_copy(update={"max": 6.0})]})
+    axes = plot_axes(spec)
+    assert axes["y"] == "accuracy"
+    assert [p["x"] for p in axes["panels"]] == ["latency_ms@pixel3"]
+    assert axes["limits"] == {"latency_ms@pixel3": {"max": 6.0}, "accuracy": {"min": 10.0}}
+
+
+def _row(name: str, status: str, best: float | None, created: dt.datetime) -> JobRow:
+    return JobRow(id=name, name=name, status=status, evaluated=1, failed=0, budget=2, fraction=0.5,
+                  best_key="accuracy", best_value=best, hypervolume=None, devices=["pixel3"],
+                  strategy="random", created_at=created, cancel_requested=False)
+
+
+def test_arrange_filters_sorts_and_keeps_missing_values_last() -> None:
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    rows = [_row("a", "running", 70.0, now), _row("b", "queued", None, now - dt.timedelta(hours=1)),
+            _row("c", "succeeded", 90.0, now - dt.timedelta(days=2))]
+    assert [r.id for r in arrange(rows, sort="best", descending=True)] == ["c", "a", "b"]
+    assert [r.id for r in arrange(rows, sort="best", descending=False)] == ["a", "c", "b"]
+    assert [r.id for r in arrange(rows, sort="created", descending=False)] == ["c", "b", "a"]
+    assert [r.id for r in arrange(rows, query="C")] == ["c"]
+    assert [r.id for r in arrange(rows, query="pixel3")] == ["a", "b", "c"]
+    assert age(now - dt.timedelta(days=2, hours=3), now) == "2d"
+    assert age((now - dt.timedelta(seconds=95)).replace(tzinfo=None), now) == "1m"
+
+
+def test_nb201_diagram_draws_six_labelled_edges_and_marks_dead_ones() -> None:
+    space = get_space("nb201")
+    arch = "|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    svg = diagram_svg(space, arch)
+    edges = re.findall(r'data-edge="(\d-\d)" data-op="([a-z_0-9]+)" data-live="(true|false)"', svg)
+    assert edges == [("0-1", "nor_conv_1x1", "true"), ("0-2", "none", "false"), ("1-2", "none", "false"),
+                     ("0-3", "skip_connect", "true"), ("1-3", "nor_conv_3x3", "true"),
+                     ("2-3", "skip_connect", "false")]
+    assert svg.count("<circle") == 4
+
+
+def test_predicted_latencies_are_the_estimators_and_bad_tables_are_reported() -> None:
+    space = get_space("nb201")
+    arch = space.decode([3, 1, 2, 0, 4, 3])
+    tables = [t for t in shipped_tables() if t.space == "nb201"]
+    broken = tables[0].to_dict()
+    broken["entries"].pop(next(iter(broken["entries"])))
+    got = predicted_latencies(space, arch, [t.to_dict() for t in tables] + [broken])
+    assert len(got) == len(tables) + 1
+    for table, p in zip(tables, got, strict=False):
+        assert p.device == table.device_name
+        assert p.latency_ms == pytest.approx(float(LatencyEstimator(table, space).predict([arch])[0]))
+    assert got[-1].latency_ms is None and "no entry" in (got[-1].error or "")
+
+
+def test_trials_csv_has_a_column_per_metric_key() -> None:
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    trials = [Trial(seq=0, arch="a", arch_hash="h0", status="completed", metrics={"accuracy": 91.5, "latency_ms@pixel3": 3.0},
+                    error=None, started_at=t0, finished_at=t0, duration_s=0.5),
+              Trial(seq=1, arch="b", arch_hash="h1", status="failed", metrics={}, error="exit 1",
+                    started_at=t0, finished_at=t0, duration_s=0.1)]
+    rows = list(csv.DictReader(io.StringIO(trials_csv(trials))))
+    assert [r["seq"] for r in rows] == ["0", "1"]
+    assert rows[0]["accuracy"] == "91.5" and rows[0]["latency_ms@pixel3"] == "3.0"
+    assert rows[1]["accuracy"] == "" and rows[1]["error"] == "exit 1"
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3, 4])
+def test_fast_hypervolume_equals_nas_pareto(dims: int) -> None:
+    from api.dashboard.series import _hypervolume
+    from nas.pareto import hypervolume
+
+    rng = np.random.default_rng(dims)
+    for n in (0, 1, 5, 40):
+        points = rng.uniform(0, 1, size=(n, dims))
+        points[: n // 4] = np.round(points[: n // 4], 1)  # ties and duplicates
+        reference = np.full(dims, 0.2)
+        assert _hypervolume(points, reference) == pytest.approx(hypervolume(points, reference), rel=1e-12, abs=1e-15)
