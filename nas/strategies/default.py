@@ -261,7 +261,7 @@ class Model:
 
 
 def _local_calibration(at: np.ndarray, observed_at: np.ndarray, loo_z: np.ndarray,
-                       bandwidth: float = 0.1) -> np.ndarray:
+                       bandwidth: float = 0.05) -> np.ndarray:
     """sqrt of the kernel-weighted mean squared LOO z-score around each point (1 = calibrated)."""
     width = bandwidth * (np.ptp(at) or 1.0)
     weights = np.exp(-0.5 * ((at[:, None] - observed_at[None]) / width) ** 2) + 1e-12
