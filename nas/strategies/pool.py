@@ -29,23 +29,33 @@ class Pool:
 
 
 def build_pool(problem: Problem, seed: int = 0) -> Pool:
-    """Every distinct function of the space (or a seeded sample of a large space), first spelling kept."""
+    """Every distinct function of the space (or of a seeded sample of a large space).
+
+    Isomorphic spellings compute the same function but a table may price them
+    differently (a dead edge still costs what its op costs), so each function is
+    represented by its best spelling: feasible first, then best on the free
+    objectives (standardised and summed).
+    """
     space = problem.space
     if space.size <= ENUMERATE_LIMIT:
-        codes_iter: list[tuple[int, ...]] = list(itertools.product(*(range(d) for d in space.dims)))
+        codes = np.array(list(itertools.product(*(range(d) for d in space.dims))), dtype=np.int64)
     else:
         rng = np.random.default_rng(seed)
-        codes_iter = [tuple(int(rng.integers(d)) for d in space.dims) for _ in range(SAMPLE_SIZE)]
-    archs: list[str] = []
-    keys: list[str] = []
-    seen: set[str] = set()
-    for codes in codes_iter:
-        arch = space.decode(codes)
-        key = space.canonical_hash(arch)
-        if key not in seen:
-            seen.add(key)
-            archs.append(arch)
-            keys.append(key)
+        codes = np.stack([rng.integers(d, size=SAMPLE_SIZE) for d in space.dims], axis=1)
+    archs = [space.decode(c) for c in codes]
+    keys = [space.canonical_hash(a) for a in archs]
     free = {k: np.asarray(v, dtype=float) for k, v in problem.free_metrics(archs).items()}
-    return Pool(archs, keys, np.stack([space.encode(a) for a in archs]), free,
-                np.asarray(problem.feasible(archs), dtype=bool))
+    feasible = np.asarray(problem.feasible(archs), dtype=bool)
+    score = np.zeros(len(archs))
+    for o in problem.objectives:
+        if o.key in free:
+            v = free[o.key]
+            score += (v if o.maximize else -v) / (v.std() or 1.0)
+    best: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        j = best.get(key)
+        if j is None or (feasible[i], score[i]) > (feasible[j], score[j]):
+            best[key] = i
+    rows = np.array(sorted(best.values()))
+    return Pool([archs[i] for i in rows], [keys[i] for i in rows], codes[rows],
+                {k: v[rows] for k, v in free.items()}, feasible[rows])
