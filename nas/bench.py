@@ -25,7 +25,7 @@ from search_spaces import get_space
 
 QUANTILES = (0.25, 0.5, 0.75)
 #: The baselines every bench runs next to the strategies asked for.
-BASELINES = ("optuna-tpe", "optuna-nsga2", "random")
+BASELINES = ("tpe", "optuna-nsga2", "random")
 
 
 @dataclass

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from hwnas.cli import remote
+from hwnas.cli.bench import bench
 from hwnas.cli.demo import demo
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
@@ -25,6 +26,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="benchmarks")
 app.command()(search)
 app.command()(demo)
+app.command()(bench)
 remote.register(app)
 
 DbUrl = Annotated[str | None, typer.Option("--database-url", envvar="HWNAS_DATABASE_URL",
