@@ -28,8 +28,8 @@ from nas.strategies.pool import Pool, build_pool
 QUAD_NODES, QUAD_WEIGHTS = np.polynomial.hermite_e.hermegauss(12)
 QUAD_WEIGHTS = QUAD_WEIGHTS / QUAD_WEIGHTS.sum()
 #: Candidates scored exactly when the objectives are not (one expensive, one free).
-GENERAL_SHORTLIST = 256
-GENERAL_SAMPLES = 16
+GENERAL_SHORTLIST = 32
+GENERAL_SAMPLES = 8
 
 
 class DefaultStrategy(Strategy):
