@@ -9,11 +9,11 @@ import numpy as np
 
 from latency_tables import LatencyEstimator, TableError
 from nas.catalog import Catalog, SpecError
-from nas.evaluators import (BenchmarkEvaluator, CommandEvaluator, DatasetError, Evaluator, TrainEvaluator,
-                            load_dataset)
+from nas.evaluators import (BenchmarkEvaluator, CommandEvaluator, DatasetError, Evaluator, ProxyEvaluator,
+                            TrainEvaluator, load_dataset)
 from nas.pareto import Objective
 from nas.problem import Problem
-from nas.spec import (BenchmarkEvaluatorSpec, CommandEvaluatorSpec, ConstraintSpec, JobSpec,
+from nas.spec import (BenchmarkEvaluatorSpec, CommandEvaluatorSpec, ConstraintSpec, JobSpec, ProxyEvaluatorSpec,
                       TrainEvaluatorSpec, metric_key)
 from nas.strategies import STRATEGIES, Strategy
 from search_spaces import SearchSpace, get_space
@@ -52,7 +52,8 @@ def check_spec(spec: JobSpec, catalog: Catalog) -> None:
         if ev.metric not in info.columns:
             raise SpecError("evaluator.metric", f"benchmark {ev.table!r} has no column {ev.metric!r}",
                             info.columns)
-    if isinstance(ev, TrainEvaluatorSpec) and ev.dataset != "digits" and not ev.dataset.endswith(".npz"):
+    if isinstance(ev, (TrainEvaluatorSpec, ProxyEvaluatorSpec)) and ev.dataset != "digits" \
+            and not ev.dataset.endswith(".npz"):
         raise SpecError("evaluator.dataset", "dataset must be 'digits' or a path to an .npz file")
     try:
         STRATEGIES[spec.strategy.name](Problem(get_space(spec.space), []), spec.seed, **spec.strategy.params)
@@ -115,6 +116,9 @@ def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: s
         dataset = load_dataset(ev.dataset, seed=spec.seed)
     except DatasetError as exc:
         raise SpecError("evaluator.dataset", str(exc)) from None
+    if isinstance(ev, ProxyEvaluatorSpec):
+        return ProxyEvaluator(space, dataset, proxy=ev.proxy, seed=spec.seed, batch_size=ev.batch_size,
+                              width=ev.width, cells_per_stage=ev.cells_per_stage)
     return TrainEvaluator(space, dataset, seed=spec.seed, epochs=ev.epochs, width=ev.width,
                           cells_per_stage=ev.cells_per_stage, batch_size=ev.batch_size,
                           learning_rate=ev.learning_rate)

@@ -127,7 +127,18 @@ class TrainEvaluatorSpec(_Strict):
     learning_rate: float = Field(default=0.05, gt=0, le=10)
 
 
-EvaluatorSpec = Annotated[BenchmarkEvaluatorSpec | CommandEvaluatorSpec | TrainEvaluatorSpec,
+class ProxyEvaluatorSpec(_Strict):
+    """Zero-cost proxy on one minibatch; ``dataset`` is ``digits`` or an .npz path. The score is the accuracy."""
+
+    type: Literal["proxy"]
+    proxy: Literal["synflow", "naswot", "jacob_cov", "snip", "grad_norm"] = "naswot"
+    dataset: str = Field(default="digits", max_length=1000)
+    batch_size: int = Field(default=64, ge=2, le=1024)
+    width: int = Field(default=16, ge=1, le=128)
+    cells_per_stage: int = Field(default=5, ge=1, le=5)
+
+
+EvaluatorSpec = Annotated[BenchmarkEvaluatorSpec | CommandEvaluatorSpec | TrainEvaluatorSpec | ProxyEvaluatorSpec,
                           Field(discriminator="type")]
 
 

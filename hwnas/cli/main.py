@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from hwnas.cli import remote
+from hwnas.cli.bench import bench
 from hwnas.cli.demo import demo
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
@@ -31,6 +32,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tables_app, name="tables")
 app.command()(search)
 app.command()(demo)
+app.command()(bench)
 remote.register(app)
 
 DbUrl = Annotated[str | None, typer.Option("--database-url", envvar="HWNAS_DATABASE_URL",

@@ -53,16 +53,25 @@ class Strategy(ABC):
     def tell(self, results: Sequence[TrialResult]) -> None:
         """Default: nothing to learn (random search)."""
 
+    def _accept(self, arch: str) -> bool:
+        """True (and remembered) when ``arch`` is feasible and not isomorphic to one asked before.
+
+        Strategies that override ``ask`` must pass every architecture they return
+        through here: it is what keeps the no-repeat and never-infeasible guarantees.
+        """
+        key = self.space.canonical_hash(arch)
+        if key in self.seen or not self.problem.feasible([arch])[0]:
+            return False
+        self.seen.add(key)
+        return True
+
     def _draw_fresh(self, propose: Callable[[], str]) -> str | None:
         """Draw from ``propose`` until a new feasible architecture comes; fall back to sampling."""
         for source in (propose, lambda: self.space.sample(self.rng)):
             for _ in range(MAX_DRAWS):
                 arch = source()
-                key = self.space.canonical_hash(arch)
-                if key in self.seen or not self.problem.feasible([arch])[0]:
-                    continue
-                self.seen.add(key)
-                return arch
+                if self._accept(arch):
+                    return arch
         self.exhausted = True
         return None
 
