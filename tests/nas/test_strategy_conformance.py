@@ -133,6 +133,7 @@ def test_checkpoint_restore_continue_equals_uninterrupted(name: str, batch: int)
     state = json.loads(json.dumps(first.state_dict()))  # what a database would hand back
     resumed = STRATEGIES[name](problem(), seed=5)
     resumed.load_state_dict(state)
+    resumed.mark_seen(SPACE.canonical_hash(a) for a in evaluated)  # the engine's resume: hashes of stored trials
     assert drive(resumed, budget=24, batch=batch, evaluated=evaluated) == uninterrupted
 
 
