@@ -41,7 +41,7 @@ def test_gp_interpolates_and_is_unsure_far_away() -> None:
 
 
 def test_pool_keeps_one_cheapest_feasible_spelling_per_function() -> None:
-    table = next(t for t in shipped_tables() if t.device_name == "1080ti_1")
+    table = next(t for t in shipped_tables() if t.device_name == "1080ti_1" and t.space == "nb201")
     est = LatencyEstimator(table, NB201)
     limit = float(np.median(est.predict([NB201.sample(np.random.default_rng(i)) for i in range(200)])))
     problem = Problem(NB201, [Objective("accuracy", True), Objective("lat", False)],
@@ -62,7 +62,7 @@ def test_pool_keeps_one_cheapest_feasible_spelling_per_function() -> None:
 def test_default_finds_the_front_of_a_smooth_nb201_problem_quickly() -> None:
     """Accuracy grows with the number of convolutions, latency with their cost: a front EHVI should
     trace with few evaluations, where random sampling of 15,625 cells would not."""
-    table = next(t for t in shipped_tables() if t.device_name == "pixel3")
+    table = next(t for t in shipped_tables() if t.device_name == "pixel3" and t.space == "nb201")
     est = LatencyEstimator(table, NB201)
 
     def accuracy(arch: str) -> float:
