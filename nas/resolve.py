@@ -79,9 +79,7 @@ def check_spec(spec: JobSpec, catalog: Catalog) -> None:
 def _located_refs(spec: JobSpec) -> list[tuple[str, _MetricRef]]:
     """Every objective and explicit constraint with its JSON path in the spec."""
     out: list[tuple[str, _MetricRef]] = [(f"objectives[{i}]", o) for i, o in enumerate(spec.objectives)]
-    if isinstance(spec.constraints, list):
-        out += [(f"constraints[{i}]", c) for i, c in enumerate(spec.constraints) if isinstance(c, ConstraintSpec)]
-    return out
+    return out + [(f"constraints[{i}]", c) for i, c in enumerate(spec.constraints)]
 
 
 def resolved_constraints(spec: JobSpec, catalog: Catalog) -> list[tuple[str, ConstraintSpec]]:

@@ -155,11 +155,12 @@ class JobSpec(_Strict):
     budget: BudgetSpec
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     objectives: list[ObjectiveSpec] = Field(min_length=1, max_length=16)
-    #: Explicit constraints, and/or "device": the budgets the target device declares.
-    constraints: list[ConstraintSpec | Literal["device"]] | Literal["device"] = Field(
-        default_factory=list, max_length=32)
+    #: Also accepts "device" (alone, or as an item): the target device's budgets, see ``device_limits``.
+    constraints: list[ConstraintSpec] = Field(default_factory=list, max_length=32)
     #: The board the job targets (its ``device.limits``); default: the one device the objectives name.
     device: str | None = Field(default=None, min_length=1, max_length=100)
+    #: Apply the target device's declared budgets (SRAM, flash, latency) as constraints.
+    device_limits: bool = False
     evaluator: EvaluatorSpec
     #: Hypervolume reference per objective key; defaults are documented in nas.pareto.
     reference_point: dict[str, float] | None = None
@@ -172,6 +173,17 @@ class JobSpec(_Strict):
     @property
     def failure_limit(self) -> int:
         return self.max_failed_trials or max(10, self.budget.evaluations // 2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _device_constraints(cls, data: Any) -> Any:
+        """``"constraints": "device"`` or a ``"device"`` item -> ``device_limits``."""
+        if isinstance(data, dict):
+            given = data.get("constraints")
+            if given == DEVICE_LIMITS or (isinstance(given, list) and DEVICE_LIMITS in given):
+                rest = [] if given == DEVICE_LIMITS else [c for c in given if c != DEVICE_LIMITS]
+                data = {**data, "constraints": rest, "device_limits": True}
+        return data
 
     @field_validator("space")
     @classmethod
@@ -194,14 +206,7 @@ class JobSpec(_Strict):
     @property
     def explicit_constraints(self) -> list[ConstraintSpec]:
         """The constraints written out in the spec (without the device's budgets)."""
-        return [c for c in self.constraints if isinstance(c, ConstraintSpec)] \
-            if isinstance(self.constraints, list) else []
-
-    @property
-    def device_limits(self) -> bool:
-        """Whether the target device's declared budgets apply."""
-        return self.constraints == DEVICE_LIMITS or (
-            isinstance(self.constraints, list) and DEVICE_LIMITS in self.constraints)
+        return self.constraints
 
     def devices(self) -> list[str]:
         refs: list[_MetricRef] = [*self.objectives, *self.explicit_constraints]

@@ -132,6 +132,7 @@ def test_energy_objective_from_a_fitted_energy_table(catalog: MemoryCatalog) -> 
     ({"constraints": [{"metric": "energy_mj", "max": 1}]}, "needs a device"),
     ({"constraints": [{"metric": "peak_sram", "max": 1}]}, "unknown metric"),
     ({"constraints": "board"}, "constraints"),
+    ({"constraints": ["device", "board"]}, "constraints"),
 ])
 def test_spec_validation(extra: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
