@@ -6,11 +6,13 @@ over layers of what one layer holds while it runs (nothing outlives its block).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from search_spaces.fbnet import (BLOCKS, HEAD_CHANNELS, INPUT_RESOLUTION, STEM_CHANNELS, FBNetSpace, Layer,
                                  parse_block)
-from search_spaces.metrics import ZERO, Footprint, LayerCost, additive_counts, conv, linear
+from search_spaces.metrics import ZERO, CostTable, Footprint, LayerCost, conv, linear
 
 
 def is_identity(block: str, layer: Layer) -> bool:
@@ -54,20 +56,27 @@ def block_peak(block: str, layer: Layer) -> int:
     return max(steps)
 
 
-def footprint(codes: np.ndarray, *, num_classes: int = 100, in_channels: int = 3) -> Footprint:
-    codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+@functools.lru_cache(maxsize=8)
+def _tables(num_classes: int, in_channels: int) -> tuple[CostTable, np.ndarray, float]:
+    """Per-(layer, block) costs, per-(layer, block) peaks, and the peak outside the blocks."""
     layers = FBNetSpace.LAYERS
     last = layers[-1]
     final_res = last.resolution // last.stride
     base = (conv(in_channels, STEM_CHANNELS, 3, INPUT_RESOLUTION)
             + conv(last.c_out, HEAD_CHANNELS, 1, final_res) + linear(HEAD_CHANNELS, num_classes))
-    params, macs, access = additive_counts(codes, [[block_cost(b, layer) for b in BLOCKS] for layer in layers], base)
-
+    costs = CostTable.of([[block_cost(b, layer) for b in BLOCKS] for layer in layers], base)
     image = in_channels * INPUT_RESOLUTION ** 2
     stem_out = STEM_CHANNELS * INPUT_RESOLUTION ** 2
     head = HEAD_CHANNELS * final_res ** 2
     fixed = max(image + stem_out, last.c_out * final_res ** 2 + head, head + HEAD_CHANNELS,
                 HEAD_CHANNELS + num_classes)
-    blocks = np.asarray([[block_peak(b, layer) for b in BLOCKS] for layer in layers], dtype=float)
-    peak = np.maximum(fixed, blocks[np.arange(len(layers)), codes].max(axis=1))
-    return Footprint(params.astype(float), macs.astype(float), access.astype(float), peak)
+    peaks = np.asarray([[block_peak(b, layer) for b in BLOCKS] for layer in layers], dtype=float)
+    return costs, peaks, float(fixed)
+
+
+def footprint(codes: np.ndarray, *, num_classes: int = 100, in_channels: int = 3) -> Footprint:
+    codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+    costs, peaks, fixed = _tables(num_classes, in_channels)
+    params, macs, access = costs.counts(codes)
+    peak = np.maximum(fixed, peaks[np.arange(codes.shape[1]), codes].max(axis=1))
+    return Footprint(params, macs, access, peak)

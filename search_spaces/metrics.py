@@ -98,21 +98,27 @@ def linear(c_in: int, c_out: int) -> LayerCost:
     return LayerCost(weights + c_out, weights, c_in + c_out + weights)
 
 
-def additive_counts(codes: np.ndarray, per_choice: Sequence[Sequence[LayerCost]], base: LayerCost
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """params, macs, memory access of architectures whose cost is base + one term per position.
+@dataclass(frozen=True)
+class CostTable:
+    """params, MACs, memory access of base + one term per (position, choice), as arrays."""
 
-    ``per_choice[p][c]`` is the cost of choice ``c`` at position ``p``; the sum is a gather.
-    """
-    codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
-    width = max(len(row) for row in per_choice)
-    out = []
-    for attr in ("params", "macs", "memory_access"):
-        table = np.zeros((len(per_choice), width))
+    per_choice: np.ndarray  # (3, positions, max choices)
+    base: np.ndarray        # (3,)
+
+    @classmethod
+    def of(cls, per_choice: Sequence[Sequence[LayerCost]], base: LayerCost) -> CostTable:
+        width = max(len(row) for row in per_choice)
+        table = np.zeros((3, len(per_choice), width))
         for p, row in enumerate(per_choice):
-            table[p, :len(row)] = [getattr(cost, attr) for cost in row]
-        out.append(getattr(base, attr) + table[np.arange(codes.shape[1]), codes].sum(axis=1))
-    return out[0], out[1], out[2]
+            for c, cost in enumerate(row):
+                table[:, p, c] = (cost.params, cost.macs, cost.memory_access)
+        return cls(table, np.array([base.params, base.macs, base.memory_access], dtype=float))
+
+    def counts(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(n, positions) codes -> params, macs, memory access; a gather and a sum."""
+        codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+        total = self.per_choice[:, np.arange(codes.shape[1]), codes].sum(axis=2) + self.base[:, None]
+        return total[0], total[1], total[2]
 
 
 def metrics_from_footprint(fp: Footprint, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from search_spaces.metrics import ZERO, Footprint, LayerCost, additive_counts, conv, linear
+from search_spaces.metrics import ZERO, CostTable, Footprint, LayerCost, conv, linear
 from search_spaces.nb201 import EDGES, OPS
 
 INPUT_RESOLUTION = 32
@@ -143,9 +143,8 @@ def reduction_peak(c_in: int, resolution: int) -> float:
     return max(x + 2 * y, x + y + pooled, 2 * y + pooled, 3 * y)
 
 
-def footprint(codes: np.ndarray, *, num_classes: int = 10, width: int = 16, cells_per_stage: int = 5,
-              in_channels: int = 3) -> Footprint:
-    codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+@functools.lru_cache(maxsize=8)
+def cost_table(num_classes: int, width: int, cells_per_stage: int, in_channels: int) -> CostTable:
     shapes = stage_shapes(width)
     per_edge = [[sum((edge_cost(op, c, r) for c, r in shapes), ZERO) for op in OPS] for _ in EDGES]
     per_edge = [[LayerCost(cost.params * cells_per_stage, cost.macs * cells_per_stage,
@@ -154,8 +153,15 @@ def footprint(codes: np.ndarray, *, num_classes: int = 10, width: int = 16, cell
     base = conv(in_channels, width, 3, INPUT_RESOLUTION) + LayerCost(2 * last_c, 0, 0) + linear(last_c, num_classes)
     for c, r in shapes[:-1]:
         base = base + reduction_cost(c, r)
-    params, macs, access = additive_counts(codes, per_edge, base)
+    return CostTable.of(per_edge, base)
 
+
+def footprint(codes: np.ndarray, *, num_classes: int = 10, width: int = 16, cells_per_stage: int = 5,
+              in_channels: int = 3) -> Footprint:
+    codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+    params, macs, access = cost_table(num_classes, width, cells_per_stage, in_channels).counts(codes)
+    shapes = stage_shapes(width)
+    last_c = shapes[-1][0]
     image = in_channels * INPUT_RESOLUTION ** 2
     sizes = [c * r * r for c, r in shapes]
     fixed = max([image + sizes[0],         # stem conv reads the image
@@ -163,4 +169,4 @@ def footprint(codes: np.ndarray, *, num_classes: int = 10, width: int = 16, cell
                  last_c + num_classes]     # classifier
                 + [reduction_peak(c, r) for c, r in shapes[:-1]])
     peak = np.maximum(fixed, max(sizes) * cell_peak(codes))
-    return Footprint(params.astype(float), macs.astype(float), access.astype(float), peak)
+    return Footprint(params, macs, access, peak)
