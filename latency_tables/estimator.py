@@ -1,4 +1,4 @@
-"""Vectorised latency estimation: table + space -> ms for many architectures at once."""
+"""Vectorised estimation: table + space -> latency (ms) or energy (mJ) for many architectures at once."""
 
 from __future__ import annotations
 
@@ -22,13 +22,15 @@ class LatencyEstimator:
     prediction is a lookup by the mixed-radix index of its codes.
     """
 
-    def __init__(self, table: LatencyTable, space: SearchSpace):
+    def __init__(self, table: LatencyTable, space: SearchSpace, metric: str = "latency_ms"):
         if table.space != space.name:
             raise ValueError(f"table {table.device_name!r} is for space {table.space!r}, not {space.name!r}")
         vocabulary = space.all_op_signatures()
         self.table = table
         self.space = space
-        self.weights = np.asarray(table.means(vocabulary))
+        self.metric = metric
+        self.weights = np.asarray(table.values(vocabulary, metric))
+        intercept = table.intercept_of(metric)
         self.dims = np.asarray(space.dims)
         self.lookup: np.ndarray | None = None
         if space.additive:
@@ -37,11 +39,11 @@ class LatencyEstimator:
             for p, dim in enumerate(space.dims):
                 for c in range(dim):
                     self.costs[p, c] = sum(self.weights[index[s]] for s in space.position_signatures(p, c))
-            self.base = table.intercept + sum(self.weights[index[s]] for s in space.base_signatures())
+            self.base = intercept + sum(self.weights[index[s]] for s in space.base_signatures())
         elif space.size <= ENUMERATION_LIMIT:
             self.radix = np.concatenate([np.cumprod(self.dims[::-1])[::-1][1:], [1]]).astype(np.int64)
             every = np.stack(np.unravel_index(np.arange(space.size), tuple(space.dims)), axis=1)
-            self.lookup = table.intercept + space.signature_matrix(every) @ self.weights
+            self.lookup = intercept + space.signature_matrix(every) @ self.weights
         else:
             raise ValueError(f"space {space.name!r} is neither additive nor small enough to enumerate")
 
@@ -50,7 +52,7 @@ class LatencyEstimator:
         return self.table.device_name
 
     def predict_codes(self, codes: np.ndarray) -> np.ndarray:
-        """codes: (n, positions) int array -> (n,) latency in ms."""
+        """codes: (n, positions) int array -> (n,) values of the metric (ms or mJ)."""
         codes = np.asarray(codes)
         if self.lookup is not None:
             return self.lookup[codes @ self.radix]
@@ -62,7 +64,7 @@ class LatencyEstimator:
         return self.predict_codes(np.stack([self.space.encode(a) for a in archs]))
 
     def bounds(self) -> tuple[float, float]:
-        """Lowest and highest latency over the whole space."""
+        """Lowest and highest value over the whole space."""
         if self.lookup is not None:
             return float(self.lookup.min()), float(self.lookup.max())
         lo = sum(self.costs[p, :d].min() for p, d in enumerate(self.space.dims))

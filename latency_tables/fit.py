@@ -157,10 +157,13 @@ def _fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, ba
 
 def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[float], *,
               device: dict[str, Any], source: str, basis: Sequence[LatencyTable] = (),
-              seed: int = 0) -> LatencyTable:
+              seed: int = 0, metric: str = "latency_ms") -> LatencyTable:
     """A whole-space table for ``device`` from measured architectures.
 
-    ``basis``: tables of other devices for the same space (same-named ones are left out).
+    ``basis``: tables of other devices for the same space (same-named ones and ones
+    without ``metric`` are left out). ``metric`` names what was measured: the entry means
+    of the result are in its unit (``energy_mj``: merge them into a latency table with
+    ``with_energy``).
     """
     if len(archs) != len(latencies) or not len(archs):
         raise ValueError("need at least one (arch, latency) row")
@@ -169,8 +172,9 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
         raise ValueError("latencies must be finite and non-negative")
     vocabulary = space.all_op_signatures()
     counts = space.signature_matrix(np.stack([space.encode(a) for a in archs]))
-    usable = [t for t in basis if t.space == space.name and t.device_name != device["name"]]
-    basis_matrix = np.stack([t.means(vocabulary) for t in usable]) if usable else None
+    usable = [t for t in basis
+              if t.space == space.name and t.device_name != device["name"] and t.has_metric(metric)]
+    basis_matrix = np.stack([t.values(vocabulary, metric) for t in usable]) if usable else None
     result = fit_entries(counts, y, basis_matrix, [t.device_name for t in usable], tying=space.plain_tying(),
                          seed=seed)
     residual = y - counts @ result.entries
@@ -179,7 +183,7 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
                for j, (sig, v) in enumerate(zip(vocabulary, result.entries))}
     return LatencyTable(
         device=device, space=space.name, entries=entries, corrections={},
-        provenance={"source": source, "method": METHOD, "rows": int(len(y)),
+        provenance={"source": source, "metric": metric, "method": METHOD, "rows": int(len(y)),
                     "date": dt.date.today().isoformat(),
                     "model": ("basis prior only" if result.strength == PRIOR_ONLY else
                               "plain additive (tied entries)" if result.strength == PLAIN else
@@ -189,6 +193,23 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
                     "cv_relative_error": result.cv_error,
                     "residual_std_ms": float(residual.std())},
     )
+
+
+def with_energy(table: LatencyTable, energy: LatencyTable) -> LatencyTable:
+    """``table`` with every entry's ``energy_mj`` set from the means of a table fitted on
+    energy (``fit_table(..., metric="energy_mj")``); its provenance goes under ``energy_mj``."""
+    if (table.space, table.device_name) != (energy.space, energy.device_name):
+        raise ValueError(f"energy fitted for {energy.device_name!r} ({energy.space}) cannot go into the table "
+                         f"of {table.device_name!r} ({table.space})")
+    entries = {sig: Entry(e.mean, e.std, e.count, energy.entries[sig].mean) for sig, e in table.entries.items()
+               if sig in energy.entries}
+    if len(entries) != len(table.entries):
+        missing = sorted(set(table.entries) - set(energy.entries))
+        raise ValueError(f"energy fit lacks entries {missing[:3]}")
+    return LatencyTable(device=table.device, space=table.space, entries=entries, metric=table.metric,
+                        corrections={**table.corrections, "intercept_mj": energy.intercept_of("latency_ms")},
+                        provenance={**table.provenance, "energy_mj": energy.provenance},
+                        validation=table.validation, version=table.version)
 
 
 class PlainAdditive:

@@ -5,6 +5,10 @@ signatures a search space reports (``SearchSpace.all_op_signatures``); a missing
 entry is a named error. Version 2 keys nb201 tables by the cell as it runs (live,
 zero-input and dead-output edges, node sums, pruned network) instead of version 1's
 plain (edge, op) pairs, so version 1 files are refused with a hint to re-fit.
+
+An entry may also carry ``energy_mj`` (energy per inference of that op, millijoules)
+beside its latency ``mean``; a table predicts energy only when every entry has one.
+The device block may declare budgets under ``device.limits`` (see ``LIMIT_KEYS``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,11 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "hwnas.latency_table/2"
+#: Metrics a table can predict, and the correction key holding each one's intercept.
+TABLE_METRICS = {"latency_ms": "intercept_ms", "energy_mj": "intercept_mj"}
+#: Budgets a device entry may declare (``device.limits``), all positive numbers, plus
+#: ``dtype`` (int8, fp16 or fp32: the precision the memory budgets are meant for).
+LIMIT_KEYS = ("sram_kb", "flash_kb", "latency_ms")
 LEGACY_FORMATS = ("hwnas.latency_table/1",)
 
 
@@ -36,6 +45,7 @@ class Entry:
     mean: float
     std: float = 0.0
     count: int = 1
+    energy_mj: float | None = None
 
 
 @dataclass
@@ -64,7 +74,8 @@ class LatencyTable:
             "device": self.device,
             "space": self.space,
             "metric": self.metric,
-            "entries": {k: {"mean": e.mean, "std": e.std, "count": e.count}
+            "entries": {k: {"mean": e.mean, "std": e.std, "count": e.count,
+                            **({} if e.energy_mj is None else {"energy_mj": e.energy_mj})}
                         for k, e in sorted(self.entries.items())},
             "corrections": self.corrections,
             "provenance": self.provenance,
@@ -101,7 +112,13 @@ class LatencyTable:
             if not isinstance(count, int) or count < 1:
                 raise TableError(f"entry {key!r} count must be a positive integer",
                                  entry=f"entries.{key}.count")
-            entries[key] = Entry(mean, std, count)
+            energy = None
+            if raw.get("energy_mj") is not None:
+                energy = _finite(raw["energy_mj"], f"entries.{key}.energy_mj")
+                if energy < 0:
+                    raise TableError(f"entry {key!r} energy is negative", entry=f"entries.{key}.energy_mj")
+            entries[key] = Entry(mean, std, count, energy)
+        check_limits(device.get("limits"))
         corrections = data.get("corrections") or {}
         if not isinstance(corrections, dict):
             raise TableError("corrections must be an object", entry="corrections")
@@ -133,6 +150,48 @@ class LatencyTable:
         self.check_covers(signatures)
         return [self.entries[s].mean for s in signatures]
 
+    def has_metric(self, metric: str) -> bool:
+        return metric == "latency_ms" or (metric == "energy_mj" and bool(self.entries)
+                                          and all(e.energy_mj is not None for e in self.entries.values()))
+
+    def values(self, signatures: list[str], metric: str = "latency_ms") -> list[float]:
+        """Per-signature values of ``metric`` (latency means or energies); TableError if absent."""
+        if metric not in TABLE_METRICS:
+            raise TableError(f"unknown table metric {metric!r}; valid: {', '.join(TABLE_METRICS)}")
+        if metric == "latency_ms":
+            return self.means(signatures)
+        self.check_covers(signatures)
+        missing = next((s for s in signatures if self.entries[s].energy_mj is None), None)
+        if missing is not None:
+            raise MissingEntry(f"table for {self.device_name!r} has no energy_mj for {missing!r}",
+                               entry=f"entries.{missing}.energy_mj")
+        return [float(self.entries[s].energy_mj) for s in signatures]  # type: ignore[arg-type]
+
+    def intercept_of(self, metric: str) -> float:
+        return float(self.corrections.get(TABLE_METRICS.get(metric, ""), 0.0))
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        return dict(self.device.get("limits") or {})
+
+
+def check_limits(limits: Any, where: str = "device.limits") -> None:
+    """Raise TableError naming the field unless ``limits`` is absent or a valid budget block."""
+    if limits is None:
+        return
+    if not isinstance(limits, dict) or not limits:
+        raise TableError(f"{where} must be a non-empty object", entry=where)
+    for key, value in limits.items():
+        if key == "dtype":
+            if value not in ("int8", "fp16", "fp32"):
+                raise TableError(f"{where}.dtype must be int8, fp16 or fp32, got {value!r}", entry=f"{where}.dtype")
+        elif key in LIMIT_KEYS:
+            if _finite(value, f"{where}.{key}") <= 0:
+                raise TableError(f"{where}.{key} must be positive", entry=f"{where}.{key}")
+        else:
+            raise TableError(f"unknown budget {key!r}; valid: {', '.join([*LIMIT_KEYS, 'dtype'])}",
+                             entry=f"{where}.{key}")
+
 
 def _finite(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -154,9 +213,21 @@ def save_table(table: LatencyTable, path: str | Path) -> None:
 
 
 SHIPPED_DIR = Path(__file__).parent / "data"
+PROFILES_DIR = SHIPPED_DIR / "profiles"
 
 
 def shipped_tables(space: str | None = None) -> list[LatencyTable]:
     """The tables that come with hwnas (``latency_tables/data/<space>__<device>.json``)."""
     pattern = f"{space}__*.json" if space else "*.json"
     return [load_table(p) for p in sorted(SHIPPED_DIR.glob(pattern))]
+
+
+def shipped_profiles() -> dict[str, dict[str, Any]]:
+    """Device entries with budgets that come with hwnas (``latency_tables/data/profiles/*.json``):
+    boards without a latency table of their own (microcontrollers), by name."""
+    profiles: dict[str, dict[str, Any]] = {}
+    for path in sorted(PROFILES_DIR.glob("*.json")):
+        device = json.loads(path.read_text())
+        check_limits(device.get("limits"), f"{path.name}: limits")
+        profiles[str(device["name"])] = device
+    return profiles

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -11,10 +11,13 @@ from latency_tables import LatencyEstimator, TableError
 from nas.catalog import Catalog, SpecError
 from nas.evaluators import (BenchmarkEvaluator, CommandEvaluator, DatasetError, Evaluator, ProxyEvaluator,
                             TrainEvaluator, load_dataset)
+from nas.footprint import (StaticMetrics, check_reachable, energy_estimators, limit_constraints,
+                           static_names)
 from nas.pareto import Objective
+from search_spaces.metrics import STATIC_METRICS
 from nas.problem import Problem
 from nas.spec import (BenchmarkEvaluatorSpec, CommandEvaluatorSpec, ConstraintSpec, JobSpec, ProxyEvaluatorSpec,
-                      TrainEvaluatorSpec, metric_key)
+                      TrainEvaluatorSpec, _MetricRef, metric_key)
 from nas.strategies import STRATEGIES, Strategy
 from search_spaces import SearchSpace, get_space
 
@@ -29,18 +32,31 @@ class Search:
     strategy: Strategy
     evaluator: Evaluator
     reference: dict[str, float]
+    #: The spec's constraints with the target device's budgets spelled out.
+    constraints: list[ConstraintSpec] | None = None
+    energy: dict[str, LatencyEstimator] = field(default_factory=dict)
 
     def satisfies_constraints(self, metrics: dict[str, float]) -> bool:
-        return all(c.key in metrics and c.satisfied(metrics[c.key]) for c in self.spec.constraints)
+        constraints = self.spec.explicit_constraints if self.constraints is None else self.constraints
+        return all(c.key in metrics and c.satisfied(metrics[c.key]) for c in constraints)
 
 
 def check_spec(spec: JobSpec, catalog: Catalog) -> None:
     """Check what the spec names against the catalog; raises SpecError naming the field."""
-    for i, ref in enumerate([*spec.objectives, *spec.constraints]):
-        where = f"objectives[{i}]" if i < len(spec.objectives) else f"constraints[{i - len(spec.objectives)}]"
-        if ref.device and catalog.latency_table(spec.space, ref.device) is None:
+    for where, ref in _located_refs(spec):
+        if ref.metric == "latency_ms" and ref.device and catalog.latency_table(spec.space, ref.device) is None:
             raise SpecError(f"{where}.device", f"no latency table for device {ref.device!r} in space "
                             f"{spec.space!r}", catalog.device_names(spec.space))
+        if ref.metric == "energy_mj" and ref.device:
+            table = catalog.latency_table(spec.space, ref.device)
+            if table is None or not table.has_metric("energy_mj"):
+                raise SpecError(f"{where}.device", f"no energy table for device {ref.device!r} in space "
+                                f"{spec.space!r}", [d for d in catalog.device_names(spec.space)
+                                                    if (t := catalog.latency_table(spec.space, d))
+                                                    and t.has_metric("energy_mj")])
+    located = resolved_constraints(spec, catalog)
+    space = get_space(spec.space)
+    check_reachable(located, StaticMetrics(space, [c.metric for _, c in located if c.metric in STATIC_METRICS]))
     ev = spec.evaluator
     if isinstance(ev, BenchmarkEvaluatorSpec):
         info = catalog.benchmark_info(ev.table)
@@ -59,6 +75,18 @@ def check_spec(spec: JobSpec, catalog: Catalog) -> None:
         STRATEGIES[spec.strategy.name](Problem(get_space(spec.space), []), spec.seed, **spec.strategy.params)
     except (TypeError, ValueError) as exc:
         raise SpecError("strategy.params", str(exc)) from None
+
+
+def _located_refs(spec: JobSpec) -> list[tuple[str, _MetricRef]]:
+    """Every objective and explicit constraint with its JSON path in the spec."""
+    out: list[tuple[str, _MetricRef]] = [(f"objectives[{i}]", o) for i, o in enumerate(spec.objectives)]
+    return out + [(f"constraints[{i}]", c) for i, c in enumerate(spec.constraints)]
+
+
+def resolved_constraints(spec: JobSpec, catalog: Catalog) -> list[tuple[str, ConstraintSpec]]:
+    """The explicit constraints and the target device's budgets, each with its spec field."""
+    located = [(w, c) for w, c in _located_refs(spec) if isinstance(c, ConstraintSpec)]
+    return located + [("device", c) for c in limit_constraints(spec, catalog)]
 
 
 def build_estimators(spec: JobSpec, catalog: Catalog) -> dict[str, LatencyEstimator]:
@@ -80,17 +108,35 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> 
     check_spec(spec, catalog)
     space = get_space(spec.space)
     estimators = build_estimators(spec, catalog)
+    energy = energy_estimators(spec, catalog, space)
+    located = resolved_constraints(spec, catalog)
+    constraints = [c for _, c in located]
+    for c in constraints:
+        if c.metric == "latency_ms" and c.device not in estimators:
+            table = catalog.latency_table(spec.space, c.device)
+            assert table is not None  # limit_constraints checked it
+            try:
+                estimators[c.device] = LatencyEstimator(table, space)
+            except (TableError, ValueError) as exc:
+                raise SpecError("device", f"latency table of {c.device!r}: {exc}") from None
+    static = StaticMetrics(space, static_names(spec, constraints))
+    check_reachable(located, static)
     objectives = [Objective(o.key, o.goal == "maximize") for o in spec.objectives]
-    free_constraints: list[ConstraintSpec] = [c for c in spec.constraints if c.device]
+    free_constraints = [c for c in constraints if c.metric != "accuracy"]
 
     def free_metrics(archs: Sequence[str]) -> dict[str, np.ndarray]:
-        return {metric_key("latency_ms", dev): est.predict(archs) for dev, est in estimators.items()}
+        values = {metric_key("latency_ms", dev): est.predict(archs) for dev, est in estimators.items()}
+        values.update({metric_key("energy_mj", dev): est.predict(archs) for dev, est in energy.items()})
+        values.update(static.predict(archs))
+        return values
 
     def feasible(archs: Sequence[str]) -> np.ndarray:
         mask = np.ones(len(archs), dtype=bool)
         if free_constraints:
             values = free_metrics(archs)
             for c in free_constraints:
+                if c.key not in values:
+                    continue  # an evaluator's metric
                 v = values[c.key]
                 if c.max is not None:
                     mask &= v <= c.max
@@ -101,7 +147,8 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> 
     problem = Problem(space, objectives, free_metrics, feasible)
     strategy = STRATEGIES[spec.strategy.name](problem, spec.seed, **spec.strategy.params)
     return Search(spec, space, estimators, objectives, problem, strategy,
-                  _build_evaluator(spec, space, catalog, cwd), reference_point(spec, estimators))
+                  _build_evaluator(spec, space, catalog, cwd), reference_point(spec, estimators, energy, static, catalog),
+                  constraints, energy)
 
 
 def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
@@ -124,13 +171,25 @@ def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: s
                           learning_rate=ev.learning_rate)
 
 
-def reference_point(spec: JobSpec, estimators: dict[str, LatencyEstimator]) -> dict[str, float]:
-    """Spec's values, else 0 for maximised metrics and 1.01 x the space's slowest for latency."""
+def reference_point(spec: JobSpec, estimators: dict[str, LatencyEstimator],
+                    energy: dict[str, LatencyEstimator] | None = None,
+                    static: StaticMetrics | None = None, catalog: Catalog | None = None) -> dict[str, float]:
+    """Spec's values, else 0 for maximised metrics and 1.01 x the space's largest value for
+    latency, energy and static metrics (estimators built here when not given)."""
+    if static is None:
+        static = StaticMetrics(get_space(spec.space),
+                               [o.metric for o in spec.objectives if o.metric in STATIC_METRICS])
+    if energy is None and catalog is not None:
+        energy = energy_estimators(spec, catalog, get_space(spec.space))
     ref: dict[str, float] = {}
     for o in spec.objectives:
         if spec.reference_point and o.key in spec.reference_point:
             ref[o.key] = float(spec.reference_point[o.key])
-        elif o.device in estimators:
+        elif o.metric == "energy_mj" and energy and o.device in energy:
+            ref[o.key] = float(1.01 * energy[o.device].bounds()[1])
+        elif static is not None and o.metric in static.names and o.goal == "minimize":
+            ref[o.key] = float(1.01 * static.bounds(o.metric)[1])
+        elif o.metric == "latency_ms" and o.device in estimators:
             ref[o.key] = float(1.01 * estimators[o.device].bounds()[1])
         elif o.goal == "maximize":
             ref[o.key] = 0.0

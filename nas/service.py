@@ -101,7 +101,7 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
     """
     catalog = DbCatalog(factory)
     check_spec(spec, catalog)
-    reference = reference_point(spec, build_estimators(spec, catalog))
+    reference = reference_point(spec, build_estimators(spec, catalog), catalog=catalog)
     try:
         return _create(factory, spec, reference, tenant_id, quotas, idempotency_key)
     except Conflict:

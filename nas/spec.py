@@ -8,13 +8,18 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from search_spaces import SPACES
+from search_spaces.metrics import STATIC_METRICS
 
 #: Metrics an objective or constraint may name, and who provides them.
 METRICS: dict[str, str] = {
     "accuracy": "evaluator",
     "latency_ms": "latency table of a device",
+    "energy_mj": "energy entries of a device's table",
+    **{name: f"space definition: {what}" for name, what in STATIC_METRICS.items()},
 }
-PER_DEVICE_METRICS = {"latency_ms"}
+PER_DEVICE_METRICS = {"latency_ms", "energy_mj"}
+#: ``"constraints": "device"`` (alone or as a list item): the target device's declared budgets.
+DEVICE_LIMITS = "device"
 MAX_BUDGET = 1_000_000
 
 
@@ -161,7 +166,12 @@ class JobSpec(_Strict):
     budget: BudgetSpec
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     objectives: list[ObjectiveSpec] = Field(min_length=1, max_length=16)
+    #: Also accepts "device" (alone, or as an item): the target device's budgets, see ``device_limits``.
     constraints: list[ConstraintSpec] = Field(default_factory=list, max_length=32)
+    #: The board the job targets (its ``device.limits``); default: the one device the objectives name.
+    device: str | None = Field(default=None, min_length=1, max_length=100)
+    #: Apply the target device's declared budgets (SRAM, flash, latency) as constraints.
+    device_limits: bool = False
     evaluator: EvaluatorSpec
     #: Hypervolume reference per objective key; defaults are documented in nas.pareto.
     reference_point: dict[str, float] | None = None
@@ -174,6 +184,17 @@ class JobSpec(_Strict):
     @property
     def failure_limit(self) -> int:
         return self.max_failed_trials or max(10, self.budget.evaluations // 2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _device_constraints(cls, data: Any) -> Any:
+        """``"constraints": "device"`` or a ``"device"`` item -> ``device_limits``."""
+        if isinstance(data, dict):
+            given = data.get("constraints")
+            if given == DEVICE_LIMITS or (isinstance(given, list) and DEVICE_LIMITS in given):
+                rest = [] if given == DEVICE_LIMITS else [c for c in given if c != DEVICE_LIMITS]
+                data = {**data, "constraints": rest, "device_limits": True}
+        return data
 
     @field_validator("space")
     @classmethod
@@ -193,6 +214,11 @@ class JobSpec(_Strict):
                 raise ValueError(f"reference_point names {sorted(unknown)}, not objectives {keys}")
         return self
 
+    @property
+    def explicit_constraints(self) -> list[ConstraintSpec]:
+        """The constraints written out in the spec (without the device's budgets)."""
+        return self.constraints
+
     def devices(self) -> list[str]:
-        refs: list[_MetricRef] = [*self.objectives, *self.constraints]
+        refs: list[_MetricRef] = [*self.objectives, *self.explicit_constraints]
         return sorted({r.device for r in refs if r.device})

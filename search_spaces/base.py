@@ -125,5 +125,19 @@ class SearchSpace(ABC):
                     out.append(self.decode(other))
         return out
 
+    def footprint(self, codes: np.ndarray):  # -> search_spaces.metrics.Footprint
+        """Raw static counts (parameters, MACs, memory access, peak activations) of the
+        network ``build_model`` makes with its defaults, for (n, positions) codes, vectorised."""
+        raise NotImplementedError(f"space {self.name!r} has no static metrics")
+
+    def largest_codes(self) -> np.ndarray:
+        """Codes of architectures among which every static metric takes its maximum over the space.
+
+        The default enumerates small spaces; large ones must override.
+        """
+        if self.size > 100_000:
+            raise NotImplementedError(f"space {self.name!r} is too large to enumerate")
+        return np.stack(np.unravel_index(np.arange(self.size), tuple(self.dims)), axis=1)
+
     def signature_counts(self, arch: str) -> Counter[str]:
         return Counter(self.op_signatures(arch))

@@ -94,6 +94,17 @@ class FBNetSpace(SearchSpace):
         return [f"stem:3x{INPUT_RESOLUTION}x{INPUT_RESOLUTION}->{STEM_CHANNELS}/s1",
                 f"head:{last.c_out}x{res}x{res}->{HEAD_CHANNELS}"]
 
+    def footprint(self, codes: np.ndarray):
+        from search_spaces.fbnet_metrics import footprint
+
+        return footprint(codes)
+
+    def largest_codes(self) -> np.ndarray:
+        """Every static metric is largest with k5_e6 everywhere: it has the most parameters,
+        MACs and memory access at every layer, the largest expansion at every layer (so the
+        largest transient), and a non-identity first block."""
+        return np.full((1, len(self.LAYERS)), BLOCKS.index("k5_e6"), dtype=np.int64)
+
     def build_model(self, arch: str, *, num_classes: int, in_channels: int = 3, width: int = 16,
                     cells_per_stage: int = 5):
         """The eval-mode network. ``width`` and ``cells_per_stage`` are nb201 knobs and are ignored."""

@@ -147,6 +147,11 @@ class NB201Space(SearchSpace):
             columns += [(inputs == k) & reaches_out[:, target] for k in range(2, target + 1)]
         return np.stack(columns, axis=1).astype(float)
 
+    def footprint(self, codes: np.ndarray):
+        from search_spaces.nb201_metrics import footprint
+
+        return footprint(codes)
+
     def build_model(self, arch: str, *, num_classes: int, in_channels: int = 3, width: int = 16,
                     cells_per_stage: int = 5):
         from search_spaces.nb201_torch import NB201Network

@@ -118,7 +118,8 @@ def pareto(job_id: JobId, factory: SessionFactory, caller: CallerDep) -> ParetoP
         job_id=job.id, status=job.status,
         objectives=[ObjectivePublic(key=o.key, metric=o.metric, device=o.device, goal=o.goal)
                     for o in spec.objectives],
-        constraints=[c.model_dump(exclude_none=True) for c in spec.constraints],
+        constraints=[c.model_dump(exclude_none=True) for c in spec.constraints]
+        + ([{"device_limits": spec.device or "the objectives' device"}] if spec.device_limits else []),
         reference_point=job.reference_point or {}, hypervolume=job.hypervolume or 0.0,
         trials=[trial_public(t) for t in trials])
 

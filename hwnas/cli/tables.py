@@ -13,7 +13,7 @@ from rich.table import Table
 from hwnas.cli.render import console, fail, progress_bar
 from latency_tables import LatencyEstimator, LatencyTable, TableError, load_table, shipped_tables
 from latency_tables.measurements import MeasurementError, read_archs, read_measurements
-from latency_tables.table import save_table
+from latency_tables.table import TABLE_METRICS, save_table
 from search_spaces import SPACES, SearchSpace, get_space
 
 app = typer.Typer(help="Per-device latency tables: profile, fit, predict, validate, list, show.",
@@ -21,6 +21,13 @@ app = typer.Typer(help="Per-device latency tables: profile, fit, predict, valida
 
 SpaceOpt = Annotated[str, typer.Option("--space", help=f"Search space ({', '.join(sorted(SPACES))})")]
 TableOpt = Annotated[Path, typer.Option("--table", help="Latency table JSON file, or a shipped device name")]
+MetricOpt = Annotated[str, typer.Option("--metric", help=f"What the table predicts: {', '.join(TABLE_METRICS)}")]
+
+
+def _metric(name: str) -> str:
+    if name not in TABLE_METRICS:
+        fail(f"unknown --metric {name!r}", f"valid: {', '.join(TABLE_METRICS)}")
+    return name
 
 
 def _space(name: str) -> SearchSpace:
@@ -46,10 +53,10 @@ def _table(ref: Path) -> LatencyTable:
     fail(f"{ref}: no such file or shipped device", "see `hwnas tables list`")
 
 
-def _estimator(table: LatencyTable) -> tuple[SearchSpace, LatencyEstimator]:
+def _estimator(table: LatencyTable, metric: str = "latency_ms") -> tuple[SearchSpace, LatencyEstimator]:
     space = _space(table.space)
     try:
-        return space, LatencyEstimator(table, space)
+        return space, LatencyEstimator(table, space, metric)
     except (TableError, ValueError) as exc:
         fail(f"table {table.device_name!r}: {exc}")
 
@@ -119,21 +126,41 @@ def profile(space: SpaceOpt,
 def fit(space: SpaceOpt,
         device: Annotated[str, typer.Option("--device", help="Name of the device the rows were measured on")],
         measurements: Annotated[Path, typer.Option("--measurements", help="CSV with arch,latency_ms rows")],
-        out: Annotated[Path, typer.Option("--out", help="Where to write the table JSON")]) -> None:
-    """Fit a whole-space table from a few measured architectures (10 rows work; more help)."""
-    from latency_tables.fit import fit_table
+        out: Annotated[Path, typer.Option("--out", help="Where to write the table JSON")],
+        metric: MetricOpt = "latency_ms") -> None:
+    """Fit a whole-space table from a few measured architectures (10 rows work; more help).
+
+    With --metric energy_mj the CSV has arch,energy_mj rows and the fitted energies go into
+    the device's latency table: --out if it exists, else the shipped table of --device.
+    """
+    from latency_tables.fit import fit_table, with_energy
 
     s = _space(space)
+    metric = _metric(metric)
+    target: LatencyTable | None = None
+    if metric != "latency_ms":
+        target = _table(out) if out.is_file() else _table(Path(f"{s.name}:{device}"))
+        if (target.space, target.device_name) != (s.name, device):
+            fail(f"{out} is the table of {target.device_name!r} ({target.space}), not {device!r} ({s.name})")
     try:
-        m = read_measurements(measurements, s)
+        m = read_measurements(measurements, s, column=metric)
     except MeasurementError as exc:
         fail(str(exc))
     basis = shipped_tables(s.name)
     with progress_bar() as bar:
         task = bar.add_task("fitting", total=None, status=f"{len(m.archs)} rows, {len(basis)} basis tables")
         table = fit_table(s, m.archs, m.latencies, device={"name": device, "measured": str(measurements)},
-                          source=str(measurements), basis=basis)
+                          source=str(measurements), basis=basis, metric=metric)
         bar.update(task, total=1, completed=1)
+    if target is not None:
+        table = with_energy(target, table)
+        weights = table.provenance[metric]["basis_weights"]
+        save_table(table, out)
+        console.print(f"wrote {out}: {metric} for {len(table.entries)} entries of {device!r} ({s.name}) "
+                      f"from {len(m.archs)} rows; basis: "
+                      f"{', '.join(f'{k} {v:.2f}' for k, v in weights.items()) or 'none'}; cross-validated "
+                      f"relative error {table.provenance[metric]['cv_relative_error'] or 0:.1%}")
+        return
     save_table(table, out)
     weights = table.provenance["basis_weights"]
     mix = ", ".join(f"{k} {v:.2f}" for k, v in sorted(weights.items(), key=lambda kv: -kv[1])) or "none"
@@ -147,10 +174,11 @@ def fit(space: SpaceOpt,
 @app.command()
 def predict(table: TableOpt,
             archs: Annotated[Path, typer.Option("--archs", help="CSV with an arch column")],
-            out: Annotated[Path, typer.Option("--out", help="Where to write arch,latency_ms")]) -> None:
-    """Predict the latency of every architecture in a CSV."""
+            out: Annotated[Path, typer.Option("--out", help="Where to write arch,latency_ms")],
+            metric: MetricOpt = "latency_ms") -> None:
+    """Predict the latency (or energy, with --metric energy_mj) of every architecture in a CSV."""
     t = _table(table)
-    space, estimator = _estimator(t)
+    space, estimator = _estimator(t, _metric(metric))
     try:
         names = read_archs(archs, space)
     except MeasurementError as exc:
@@ -158,22 +186,24 @@ def predict(table: TableOpt,
     values = estimator.predict(names)
     with open(out, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["arch", "latency_ms"])
+        writer.writerow(["arch", metric])
         writer.writerows((a, f"{v:.6g}") for a, v in zip(names, values))
     console.print(f"wrote {out}: {len(names)} predictions for {t.device_name!r} ({space.name}), "
-                  f"{values.min():.3f}-{values.max():.3f} ms")
+                  f"{values.min():.3f}-{values.max():.3f} {metric.rpartition('_')[2]}")
 
 
 @app.command()
 def validate(table: TableOpt,
-             measurements: Annotated[Path, typer.Option("--measurements", help="CSV with arch,latency_ms rows")]) -> None:
-    """Compare a table's predictions with measured latencies."""
+             measurements: Annotated[Path, typer.Option("--measurements", help="CSV with arch,latency_ms rows")],
+             metric: MetricOpt = "latency_ms") -> None:
+    """Compare a table's predictions with measured latencies (or energies, --metric energy_mj)."""
     from latency_tables.fit import validation_report
 
     t = _table(table)
-    space, estimator = _estimator(t)
+    metric = _metric(metric)
+    space, estimator = _estimator(t, metric)
     try:
-        m = read_measurements(measurements, space)
+        m = read_measurements(measurements, space, column=metric)
     except MeasurementError as exc:
         fail(str(exc))
     if len(m.archs) < 2:

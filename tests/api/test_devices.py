@@ -58,6 +58,8 @@ def test_upload_then_search_with_it(client: TestClient, upload: dict) -> None:
     (lambda t: t["entries"]["head:352x4x4->1504"].update(mean=-0.5), "entries.head:352x4x4->1504"),
     (lambda t: t["entries"]["k5_e6:16x32x32->16/s1"].update(std=1e400), "entries.k5_e6:16x32x32->16/s1.std"),
     (lambda t: t.update(format="hwnas.latency_table/1"), "format"),
+    (lambda t: t["device"].update(limits={"sram_kb": 0}), "device.limits.sram_kb"),
+    (lambda t: t["entries"]["head:352x4x4->1504"].update(energy_mj="a lot"), "entries.head:352x4x4->1504.energy_mj"),
 ])
 def test_bad_uploads_are_422_naming_the_entry(client: TestClient, upload: dict, mutate, field: str) -> None:
     bad = copy.deepcopy(upload)

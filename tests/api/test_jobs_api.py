@@ -75,6 +75,11 @@ BAD_SPECS = [
     ({"evaluator": {"type": "command", "command": ""}}, "evaluator.command", "at least 1"),
     ({"colour": "blue"}, "colour", "Extra inputs"),
     ({"reference_point": {"flops": 1.0}}, "body", "reference_point"),
+    ({"constraints": [{"metric": "peak_memory_kb", "device": "pixel3", "max": 64}]}, "constraints[0]", "no device"),
+    ({"constraints": [{"metric": "peak_memory_kb", "max": 8}]}, "constraints[0].max", "smallest is 32"),
+    ({"constraints": "device", "device": "toaster"}, "device", "cortex_m7"),
+    ({"objectives": [{"metric": "energy_mj", "device": "pixel3", "goal": "minimize"}]}, "objectives[0].device",
+     "no energy table"),
 ]
 
 
