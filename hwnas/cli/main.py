@@ -15,6 +15,7 @@ from rich.table import Table
 
 from hwnas.cli import remote
 from hwnas.cli.demo import demo
+from hwnas.cli.export import export
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
 from hwnas.cli.tables import app as tables_app
@@ -31,6 +32,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tables_app, name="tables")
 app.command()(search)
 app.command()(demo)
+app.command()(export)
 remote.register(app)
 
 DbUrl = Annotated[str | None, typer.Option("--database-url", envvar="HWNAS_DATABASE_URL",
