@@ -81,7 +81,7 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def calibrate_batchnorm(model: Any, input_shape: tuple[int, ...], seed: int, batches: int = 2) -> None:
+def calibrate_batchnorm(model: Any, input_shape: tuple[int, ...], seed: int, batches: int = 1) -> None:
     """Set BatchNorm running statistics from random inputs (cumulative average, train mode).
 
     A freshly initialised network in eval mode normalises nothing (mean 0, var 1), so
@@ -98,7 +98,7 @@ def calibrate_batchnorm(model: Any, input_shape: tuple[int, ...], seed: int, bat
     model.train()
     with torch.no_grad():
         for _ in range(batches):
-            model(torch.randn(8, *input_shape[1:], generator=generator))
+            model(torch.randn(4, *input_shape[1:], generator=generator))
     for m in norms:
         m.momentum = 0.1
     model.eval()
@@ -178,16 +178,15 @@ def export_architecture(space_name: str, arch: str, fmt: str, out_dir: Path, *,
                                     "codes": space.encode(arch).tolist()}, indent=1) + "\n")
     else:
         source = standalone_source(space, arch, version=__version__)
-        model = _build(source, config, seed, weights)
         if fmt == "torch":
             main.write_text(source)
-            if weights is not None:
+            if weights is not None:  # loaded into the network first, so weights that do not fit are refused
                 import torch
 
-                torch.save(model.state_dict(), out_dir / WEIGHTS)
+                torch.save(_build(source, config, seed, weights).state_dict(), out_dir / WEIGHTS)
                 files.append(WEIGHTS)
         else:
-            extra["onnx"] = write_onnx(model, config, main, seed)
+            extra["onnx"] = write_onnx(_build(source, config, seed, weights), config, main, seed)
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT, "export_format": fmt,
         "files": {name: {"sha256": _sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
