@@ -193,18 +193,26 @@ def export_architecture(space_name: str, arch: str, fmt: str, out_dir: Path, *,
                   for name in files},
         "space": space.name, "arch": arch, "canonical_hash": canonical_hash, "seed": seed,
         "model": {**config.kwargs, "input_shape": list(config.input_shape)},
-        "weights": ({"trained": True, "file": WEIGHTS if fmt == "torch" else FILES[fmt]} if weights is not None
-                    else {"trained": False, "note": f"untrained: initialised from seed {seed}, BatchNorm statistics "
-                                                    "from random inputs (no trained weights were kept)"}),
+        "weights": _weights_note(fmt, seed, trained=weights is not None),
         **extra,
         "latency": {"tables": tables_source, "devices": device_predictions(space, arch, tables, used_devices)},
         "job": job, "hwnas_version": __version__,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    if fmt == "json":
-        manifest["weights"] = None
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     return ExportResult(out_dir, [*files, MANIFEST], manifest)
+
+
+def _weights_note(fmt: str, seed: int, *, trained: bool) -> dict[str, Any] | None:
+    if fmt == "json":
+        return None
+    if trained:
+        return {"trained": True, "file": WEIGHTS if fmt == "torch" else FILES[fmt]}
+    if fmt == "torch":
+        return {"trained": False, "note": "untrained: no trained weights were kept, so no weights.pt; "
+                                          "build_model() initialises the network"}
+    return {"trained": False, "note": f"untrained: initialised from seed {seed}, BatchNorm statistics from "
+                                      "random inputs (no trained weights were kept)"}
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any]:
