@@ -204,3 +204,8 @@ def runnable_job_ids(session: Session, lease_seconds: int) -> list[str]:
     return list(session.scalars(select(Job.id).where(or_(
         Job.status == "queued", and_(Job.status == "running", Job.heartbeat_at < stale)))
         .order_by(Job.created_at)).all())
+
+
+def get_trial_by_id(session: Session, job_id: str, trial_id: int) -> Trial | None:
+    """A trial by its id, only if it belongs to ``job_id`` (whose tenant the caller checked)."""
+    return session.scalar(select(Trial).where(Trial.id == trial_id, Trial.job_id == job_id))

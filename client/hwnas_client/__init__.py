@@ -2,6 +2,6 @@
 
 from hwnas_client.client import Client
 from hwnas_client.errors import ApiError, HwnasError, JobFailed, WaitTimeout
-from hwnas_client.models import Job, ParetoFront, Trial
+from hwnas_client.models import Export, Job, ParetoFront, Trial
 
-__all__ = ["ApiError", "Client", "HwnasError", "Job", "JobFailed", "ParetoFront", "Trial", "WaitTimeout"]
+__all__ = ["ApiError", "Client", "Export", "HwnasError", "Job", "JobFailed", "ParetoFront", "Trial", "WaitTimeout"]

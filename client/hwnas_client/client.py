@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import io
+import json
 import time
+import zipfile
 from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
 
-from hwnas_client.errors import ApiError, JobFailed, WaitTimeout
-from hwnas_client.models import Job, ParetoFront, Trial
+from hwnas_client.errors import ApiError, HwnasError, JobFailed, WaitTimeout
+from hwnas_client.models import Export, Job, ParetoFront, Trial
 
 
 class Client:
@@ -29,6 +33,9 @@ class Client:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._send(method, path, **kwargs).json()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
             try:
@@ -36,7 +43,7 @@ class Client:
             except ValueError:
                 problem = {"title": response.reason_phrase, "detail": response.text[:500]}
             raise ApiError(response.status_code, problem)
-        return response.json()
+        return response
 
     def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> Job:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -67,6 +74,21 @@ class Client:
 
     def pareto(self, job_id: str) -> ParetoFront:
         return ParetoFront.from_json(self._request("GET", f"/v1/jobs/{job_id}/pareto"))
+
+    def export(self, job_id: str, trial_id: int, format: str = "torch", out_dir: str | Path = ".") -> Export:
+        """Download a trial's export (torch, onnx or json) and unpack it into ``out_dir``."""
+        response = self._send("GET", f"/v1/jobs/{job_id}/trials/{trial_id}/export", params={"format": format})
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        files = []
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            for name in archive.namelist():
+                member = PurePosixPath(name)
+                if member.is_absolute() or ".." in member.parts or len(member.parts) != 1:
+                    raise HwnasError(f"refusing to unpack {name!r} outside {out}")
+                (out / name).write_bytes(archive.read(name))
+                files.append(out / name)
+        return Export(out_dir=out, files=files, manifest=json.loads((out / "manifest.json").read_text()))
 
     def cancel(self, job_id: str) -> Job:
         return Job.from_json(self._request("POST", f"/v1/jobs/{job_id}/cancel"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -71,3 +72,12 @@ class ParetoFront:
         return cls(job_id=data["job_id"], objectives=data["objectives"],
                    reference_point=data["reference_point"], hypervolume=data["hypervolume"],
                    trials=[Trial.from_json(t) for t in data["trials"]])
+
+
+@dataclass
+class Export:
+    """An unpacked export: the files written (the manifest among them) and the manifest itself."""
+
+    out_dir: Path
+    files: list[Path]
+    manifest: dict[str, Any]

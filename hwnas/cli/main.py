@@ -16,6 +16,7 @@ from rich.table import Table
 from hwnas.cli import remote
 from hwnas.cli.bench import bench
 from hwnas.cli.demo import demo
+from hwnas.cli.export import export
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
 from hwnas.cli.tables import app as tables_app
@@ -33,6 +34,7 @@ app.add_typer(tables_app, name="tables")
 app.command()(search)
 app.command()(demo)
 app.command()(bench)
+app.command()(export)
 remote.register(app)
 
 DbUrl = Annotated[str | None, typer.Option("--database-url", envvar="HWNAS_DATABASE_URL",

@@ -239,3 +239,39 @@ def show(table: Annotated[Path, typer.Argument(help="Table JSON file, device nam
         for key, e in sorted(t.entries.items()):
             listing.add_row(key, f"{e.mean:.4f}", f"{e.std:.4f}", str(e.count))
         console.print(listing)
+
+
+@app.command("measure-export")
+def measure_export(directory: Annotated[Path, typer.Argument(help="An export directory (with manifest.json)")],
+                   threads: Annotated[int, typer.Option("--threads", help="Intra-op threads (pinned)")] = 1,
+                   rounds: Annotated[int, typer.Option("--rounds", help="Timing rounds")] = 20,
+                   table: Annotated[Path | None, typer.Option("--table", help="Also predict with this table "
+                                                                              "(file or shipped device)")] = None) -> None:
+    """Time an exported model end to end on this machine, next to the tables' predictions."""
+    from nas.export import ExportError, read_manifest
+    from nas.export.measure import measure_export as measure
+
+    if threads < 1 or rounds < 1:
+        fail("--threads and --rounds must be >= 1")
+    try:
+        manifest = read_manifest(directory)
+        if table is not None and not table.is_file() and ":" not in str(table):
+            table = Path(f"{manifest['space']}:{table}")  # a bare device name means: of the export's space
+        extra = _table(table) if table is not None else None
+        m = measure(directory, threads=threads, rounds=rounds)
+    except ExportError as exc:
+        fail(str(exc))
+    console.print(f"{manifest['space']} {manifest['canonical_hash']} ({manifest['export_format']} export), "
+                  f"{m.runtime}, batch {manifest['model']['input_shape'][0]}, {m.threads} thread(s): "
+                  f"[bold]measured {m.latency_ms:.3f} ms[/] on this machine ({m.rounds} rounds)", soft_wrap=True)
+    rows = [(d["name"], d["predicted_latency_ms"]) for d in manifest["latency"]["devices"]]
+    if extra is not None:
+        space, estimator = _estimator(extra)
+        if space.name != manifest["space"]:
+            fail(f"--table {table} is for space {space.name!r}, the export is {manifest['space']!r}")
+        rows.insert(0, (f"{extra.device_name} (--table)", float(estimator.predict([manifest["arch"]])[0])))
+    listing = Table("device", "predicted ms", "measured ms", "measured / predicted")
+    for name, predicted in rows:
+        ratio = f"{m.latency_ms / predicted:.2f}" if predicted else "-"
+        listing.add_row(name, f"{predicted:.3f}" if predicted is not None else "-", f"{m.latency_ms:.3f}", ratio)
+    console.print(listing)

@@ -1,0 +1,119 @@
+"""GET /v1/jobs/{id}/trials/{trial_id}/export on real PostgreSQL: zips, manifests, tenants, refusals."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from hwnas.settings import Settings
+from latency_tables import LatencyEstimator, LatencyTable
+from search_spaces import get_space
+from storage import catalog as catalog_q
+from storage import tenants as tenants_q
+from storage.db import make_engine, make_session_factory, session_scope
+from storage.models import Trial, utcnow
+
+ARCH = "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+SPEC: dict[str, Any] = {
+    "space": "nb201", "budget": {"evaluations": 10}, "seed": 5,
+    "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                   {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
+    "evaluator": {"type": "command", "command": "echo '{\"accuracy\": 1}'"},
+}
+
+
+class Api:
+    def __init__(self, client: TestClient, factory: Any):
+        self.client, self.factory = client, factory
+
+    def key(self, tenant: str) -> dict[str, str]:
+        with session_scope(self.factory) as s:
+            return {"Authorization": f"Bearer {tenants_q.create_key(s, tenant).key}"}
+
+    def add_trial(self, job_id: str, seq: int, arch: str) -> int:
+        with session_scope(self.factory) as s:
+            trial = Trial(job_id=job_id, seq=seq, arch=arch, arch_hash="x", status="completed",
+                          metrics={"accuracy": 90.0}, started_at=utcnow(), finished_at=utcnow(), duration_s=0.1)
+            s.add(trial)
+            s.flush()
+            return trial.id
+
+
+@pytest.fixture
+def api(migrated_pg_url: str, redis_url: str) -> Iterator[Api]:
+    settings = Settings(database_url=migrated_pg_url, broker_url=redis_url, queue=f"unconsumed-{uuid.uuid4().hex}")
+    with TestClient(create_app(settings)) as client:
+        yield Api(client, make_session_factory(make_engine(migrated_pg_url)))
+
+
+def unzip(content: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(content)) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def test_export_torch_and_json_with_every_registered_device(api: Api) -> None:
+    alice = api.key("alice")
+    job = api.client.post("/v1/jobs", json=SPEC, headers=alice).json()
+    trial_id = api.add_trial(job["id"], 0, ARCH)
+    url = f"/v1/jobs/{job['id']}/trials/{trial_id}/export"
+
+    r = api.client.get(url, params={"format": "torch"}, headers=alice)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    assert r.headers["content-disposition"].endswith('-torch.zip"')
+    files = unzip(r.content)
+    assert set(files) == {"model.py", "manifest.json"}  # no evaluator kept weights: none are shipped
+    assert b"import torch" in files["model.py"] and repr(ARCH).encode() in files["model.py"]
+    manifest = json.loads(files["manifest.json"])
+    assert manifest["seed"] == 5 and manifest["arch"] == ARCH and manifest["weights"]["trained"] is False
+    assert manifest["job"]["id"] == job["id"] and manifest["job"]["trial_id"] == trial_id
+    with session_scope(api.factory) as s:
+        devices = catalog_q.list_devices(s, "nb201")
+        tables = [LatencyTable.from_dict(d.table) for d in devices]
+    by_name = {d["name"]: d for d in manifest["latency"]["devices"]}
+    assert set(by_name) == {t.device_name for t in tables}
+    assert [n for n, d in by_name.items() if d["used_by_job"]] == ["pixel3"]
+    for table in tables:
+        expected = float(LatencyEstimator(table, get_space("nb201")).predict([ARCH])[0])
+        assert by_name[table.device_name]["predicted_latency_ms"] == expected
+
+    r = api.client.get(url, params={"format": "json"}, headers=alice)
+    assert r.status_code == 200
+    data = json.loads(unzip(r.content)["architecture.json"])
+    assert data["arch"] == ARCH and data["canonical_hash"] == get_space("nb201").canonical_hash(ARCH)
+
+
+def test_other_tenants_missing_trials_and_bad_requests(api: Api) -> None:
+    alice, bob = api.key("alice"), api.key("bob")
+    job = api.client.post("/v1/jobs", json=SPEC, headers=alice).json()
+    other = api.client.post("/v1/jobs", json=SPEC, headers=alice).json()
+    trial_id = api.add_trial(job["id"], 0, ARCH)
+    broken = api.add_trial(job["id"], 1, "|conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    base = f"/v1/jobs/{job['id']}/trials"
+
+    r = api.client.get(f"{base}/{trial_id}/export", params={"format": "json"}, headers=bob)
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert api.client.get(f"/v1/jobs/{other['id']}/trials/{trial_id}/export", headers=alice).status_code == 404
+    assert api.client.get(f"{base}/{trial_id + 100}/export", headers=alice).status_code == 404
+    assert api.client.get(f"{base}/{trial_id}/export", headers={}).status_code == 401
+
+    r = api.client.get(f"{base}/{trial_id}/export", params={"format": "tflite"}, headers=alice)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "format"
+    r = api.client.get(f"{base}/{broken}/export", params={"format": "torch"}, headers=alice)
+    assert r.status_code == 422 and "unknown op 'conv_9x9'" in r.json()["detail"]
+
+
+def test_the_export_url_is_in_the_openapi_document(api: Api) -> None:
+    spec = api.client.get("/openapi.json").json()
+    operation = spec["paths"]["/v1/jobs/{job_id}/trials/{trial_id}/export"]["get"]
+    assert operation["operationId"] == "export_trial"
+    assert "application/zip" in operation["responses"]["200"]["content"]
+    assert {p["name"] for p in operation["parameters"]} >= {"job_id", "trial_id", "format"}
