@@ -111,3 +111,19 @@ def test_architecture_page_of_another_space_draws_its_layers(dashboard_server: D
     devices = dashboard_server.client.get("/v1/devices", params={"space": "fbnet"}).json()
     assert len(devices) > 0 and html.count("<tr data-device=") == len(devices)
     assert 'class="warn"' not in html  # every fbnet table priced it
+
+
+def test_trial_page_links_to_working_exports(dashboard_server: DashboardServer) -> None:
+    import re
+    import zipfile
+
+    c = dashboard_server.client
+    job_id = dashboard_server.jobs["single"]["id"]
+    html = c.get(f"/jobs/{job_id}/trials/0").text
+    links = re.findall(r'href="(/v1/jobs/[^"]+/export\?format=(\w+))"', html)
+    assert {fmt for _, fmt in links} == {"torch", "onnx", "json"}
+    json_link = next(link for link, fmt in links if fmt == "json")
+    r = c.get(json_link)
+    assert r.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert any(n.endswith("manifest.json") for n in names)
