@@ -32,6 +32,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def one_of(value: str, valid: Iterable[str], what: str) -> str:
+    """``value`` if it is a valid name, else an error that lists the valid ones."""
+    names = sorted(valid)
+    if value not in names:
+        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(names)}")
+    return value
+
+
 def _enum_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], None]:
     """Document the valid names in the JSON schema, read from the registry when the schema is built."""
 
@@ -56,9 +64,7 @@ class StrategySpec(_Strict):
     def _known(cls, name: str) -> str:
         from nas.strategies import STRATEGIES
 
-        if name not in STRATEGIES:
-            raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(sorted(STRATEGIES))}")
-        return name
+        return one_of(name, STRATEGIES, "strategy")
 
 
 class BudgetSpec(_Strict):
@@ -72,9 +78,7 @@ class _MetricRef(_Strict):
     @field_validator("metric")
     @classmethod
     def _known_metric(cls, metric: str) -> str:
-        if metric not in METRICS:
-            raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRICS)}")
-        return metric
+        return one_of(metric, METRICS, "metric")
 
     @model_validator(mode="after")
     def _device_when_needed(self) -> _MetricRef:
@@ -199,9 +203,7 @@ class JobSpec(_Strict):
     @field_validator("space")
     @classmethod
     def _known_space(cls, space: str) -> str:
-        if space not in SPACES:
-            raise ValueError(f"unknown search space {space!r}; valid: {', '.join(sorted(SPACES))}")
-        return space
+        return one_of(space, SPACES, "search space")
 
     @model_validator(mode="after")
     def _distinct_objectives(self) -> JobSpec:
