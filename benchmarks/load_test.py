@@ -5,7 +5,8 @@
 Starts its own stack on this machine — a fresh PostgreSQL database on the local
 server, Redis, `hwnas serve` and one Celery worker running a long job — prepares
 a finished 1,000-trial job, then runs Locust headless: 80% status polls of the
-1,000-trial job, 15% job lists and Pareto fronts, 5% submissions. Prints
+1,000-trial job, 15% job lists and Pareto fronts, 5% submissions (the running
+job's evaluations take 0.5 s each, as a short real evaluation would). Prints
 requests/s, p50/p99 per endpoint and the errors.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import gevent  # locust's runtime; imported first so its monkey-patching comes before the rest
 import httpx
-from locust import HttpUser, between, task
+from locust import FastHttpUser, between, task
 from locust.env import Environment
 from locust.stats import stats_history, stats_printer
 from sqlalchemy import create_engine, text, update
@@ -37,27 +38,27 @@ SPEC = {"space": "nb201", "strategy": {"name": "random"}, "budget": {"evaluation
 STATE: dict[str, str] = {}
 
 
-class Engineer(HttpUser):
+class Engineer(FastHttpUser):
     wait_time = between(0.1, 0.3)
 
     def on_start(self) -> None:
-        self.client.headers["Authorization"] = f"Bearer {STATE['key']}"
+        self.auth = {"Authorization": f"Bearer {STATE['key']}"}
 
     @task(80)
     def poll_status(self) -> None:
-        self.client.get(f"/v1/jobs/{STATE['job']}", name="GET /v1/jobs/{id}")
+        self.client.get(f"/v1/jobs/{STATE['job']}", name="GET /v1/jobs/{id}", headers=self.auth)
 
     @task(8)
     def list_jobs(self) -> None:
-        self.client.get("/v1/jobs?limit=20", name="GET /v1/jobs")
+        self.client.get("/v1/jobs?limit=20", name="GET /v1/jobs", headers=self.auth)
 
     @task(7)
     def pareto(self) -> None:
-        self.client.get(f"/v1/jobs/{STATE['job']}/pareto", name="GET /v1/jobs/{id}/pareto")
+        self.client.get(f"/v1/jobs/{STATE['job']}/pareto", name="GET /v1/jobs/{id}/pareto", headers=self.auth)
 
     @task(5)
     def submit(self) -> None:
-        self.client.post("/v1/jobs", json=SPEC, name="POST /v1/jobs")
+        self.client.post("/v1/jobs", json=SPEC, name="POST /v1/jobs", headers=self.auth)
 
 
 def hwnas(*args: str, env: dict[str, str]) -> str:
@@ -118,7 +119,9 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        running = {**SPEC, "budget": {"evaluations": 100_000}, "evaluator": SPEC["evaluator"]}
+        # the job that runs meanwhile evaluates like a real one: each candidate takes a while
+        running = {**SPEC, "budget": {"evaluations": 100_000},
+                   "evaluator": {"type": "command", "command": "sleep 0.5; echo '{\"accuracy\": 50}'"}}
         httpx.post(f"{url}/v1/jobs", json=running, headers={"Authorization": f"Bearer {STATE['key']}"})
 
         environment = Environment(user_classes=[Engineer], host=url)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+
 from collections.abc import Sequence
 
 import numpy as np
@@ -70,3 +75,26 @@ class LatencyEstimator:
         lo = sum(self.costs[p, :d].min() for p, d in enumerate(self.space.dims))
         hi = sum(self.costs[p, :d].max() for p, d in enumerate(self.space.dims))
         return float(self.base + lo), float(self.base + hi)
+
+
+_CACHE: OrderedDict[tuple[str, str, str], LatencyEstimator] = OrderedDict()
+_CACHE_SIZE = 128
+_CACHE_LOCK = threading.Lock()
+
+
+def estimator_for(table: LatencyTable, space: SearchSpace, metric: str = "latency_ms") -> LatencyEstimator:
+    """A shared estimator per table content: building one enumerates a whole small space
+    (tens of milliseconds for nb201), too slow to repeat on every request."""
+    fingerprint = hashlib.sha1(json.dumps(table.to_dict(), sort_keys=True).encode()).hexdigest()
+    key = (space.name, metric, fingerprint)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
+    estimator = LatencyEstimator(table, space, metric)
+    with _CACHE_LOCK:
+        _CACHE[key] = estimator
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return estimator

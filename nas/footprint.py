@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from latency_tables import LatencyEstimator, TableError
+from latency_tables import LatencyEstimator, estimator_for, TableError
 from latency_tables.table import shipped_profiles
 from nas.catalog import Catalog, SpecError
 from nas.spec import ConstraintSpec, JobSpec, _MetricRef
@@ -68,7 +68,7 @@ def energy_estimators(spec: JobSpec, catalog: Catalog, space: SearchSpace) -> di
                             [t for t in catalog.device_names(spec.space)
                              if (tt := catalog.latency_table(spec.space, t)) and tt.has_metric("energy_mj")])
         try:
-            out[ref.device] = LatencyEstimator(table, space, "energy_mj")
+            out[ref.device] = estimator_for(table, space, "energy_mj")
         except (TableError, ValueError) as exc:
             raise SpecError("objectives", f"energy of {ref.device!r}: {exc}") from None
     return out

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from latency_tables import LatencyEstimator, TableError
+from latency_tables import LatencyEstimator, estimator_for, TableError
 from nas.catalog import Catalog, SpecError
 from nas.evaluators import (BenchmarkEvaluator, CommandEvaluator, DatasetError, Evaluator, ProxyEvaluator,
                             TrainEvaluator, load_dataset)
@@ -98,7 +98,7 @@ def build_estimators(spec: JobSpec, catalog: Catalog) -> dict[str, LatencyEstima
             raise SpecError("objectives", f"no latency table for device {device!r}",
                             catalog.device_names(spec.space))
         try:
-            estimators[device] = LatencyEstimator(table, space)
+            estimators[device] = estimator_for(table, space)
         except (TableError, ValueError) as exc:
             raise SpecError("objectives", f"latency table of {device!r}: {exc}") from None
     return estimators
@@ -116,7 +116,7 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> 
             table = catalog.latency_table(spec.space, c.device)
             assert table is not None  # limit_constraints checked it
             try:
-                estimators[c.device] = LatencyEstimator(table, space)
+                estimators[c.device] = estimator_for(table, space)
             except (TableError, ValueError) as exc:
                 raise SpecError("device", f"latency table of {c.device!r}: {exc}") from None
     static = StaticMetrics(space, static_names(spec, constraints))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from latency_tables import LatencyEstimator, LatencyTable, TableError
+from latency_tables import estimator_for, LatencyTable, TableError
 from search_spaces import SearchSpace
 from search_spaces.nb201 import EDGES, NB201Space
 
@@ -100,7 +100,7 @@ def predicted_latencies(space: SearchSpace, arch: str, tables: Sequence[dict[str
         device = raw.get("device", {})
         name, kind, runtime = str(device.get("name", "?")), str(device.get("kind", "")), str(device.get("runtime", ""))
         try:
-            estimator = LatencyEstimator(LatencyTable.from_dict(raw), space)
+            estimator = estimator_for(LatencyTable.from_dict(raw), space)
             out.append(Prediction(name, kind, runtime, float(estimator.predict([arch])[0])))
         except (TableError, ValueError) as exc:
             out.append(Prediction(name, kind, runtime, None, str(exc)))

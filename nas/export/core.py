@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hwnas import __version__
-from latency_tables import LatencyEstimator, LatencyTable, TableError
+from latency_tables import estimator_for, LatencyTable, TableError
 from latency_tables.table import FORMAT as TABLE_FORMAT
 from nas.export.codegen import ExportError, ModelConfig, config_for, load_module, standalone_source
 from search_spaces import SearchSpace, get_space
@@ -69,7 +69,7 @@ def device_predictions(space: SearchSpace, arch: str, tables: Sequence[LatencyTa
             "validation": {k: table.validation[k] for k in ("n", "within_10pct", "kendall_tau")
                            if k in table.validation}}
         try:
-            entry["predicted_latency_ms"] = float(LatencyEstimator(table, space).predict([arch])[0])
+            entry["predicted_latency_ms"] = float(estimator_for(table, space).predict([arch])[0])
         except (TableError, ValueError) as exc:
             entry["predicted_latency_ms"] = None
             entry["error"] = str(exc)
