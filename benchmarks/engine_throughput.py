@@ -19,10 +19,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from nas.evaluators import read_benchmark_csv
-from nas.service import execute_job, register_shipped_tables, submit
+from nas.service import Quotas, execute_job, register_shipped_tables, submit
 from nas.spec import JobSpec
 from search_spaces import get_space
 from storage import catalog as catalog_q
+from storage import tenants as tenants_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.migrate import upgrade
 
@@ -43,7 +44,9 @@ def run(url: str, budget: int) -> tuple[float, int]:
         "objectives": [{"metric": "accuracy", "goal": "maximize"},
                        {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
         "evaluator": {"type": "benchmark", "table": "nb201", "metric": "cifar10_acc"}})
-    job, _ = submit(factory, spec)
+    with session_scope(factory) as s:
+        tenant = tenants_q.get_or_create_tenant(s, "bench").id
+    job, _ = submit(factory, spec, tenant_id=tenant, quotas=Quotas(10, 10**9))
     started = time.perf_counter()
     outcome = execute_job(factory, job.id, owner="benchmark", lease_seconds=60)
     elapsed = time.perf_counter() - started
