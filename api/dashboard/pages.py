@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -145,24 +145,11 @@ def _download(job_id: str, factory: SessionFactory, caller: Viewer, which: str, 
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-@router.get("/jobs/{job_id}/trials.csv")
-def trials_csv(job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
-    return _download(job_id, factory, caller, "trials", "csv")
-
-
-@router.get("/jobs/{job_id}/trials.json")
-def trials_json(job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
-    return _download(job_id, factory, caller, "trials", "json")
-
-
-@router.get("/jobs/{job_id}/front.csv")
-def front_csv(job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
-    return _download(job_id, factory, caller, "front", "csv")
-
-
-@router.get("/jobs/{job_id}/front.json")
-def front_json(job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
-    return _download(job_id, factory, caller, "front", "json")
+@router.get("/jobs/{job_id}/{which}.{fmt}")
+def download(job_id: str, which: Literal["trials", "front"], fmt: Literal["csv", "json"],
+             factory: SessionFactory, caller: Viewer) -> Response:
+    """All trials or the front, as CSV or JSON (``/jobs/ID/trials.csv``, ``front.json``, ...)."""
+    return _download(job_id, factory, caller, which, fmt)
 
 
 def _architecture(request: Request, factory: SessionFactory, space_name: str, arch: str,

@@ -36,6 +36,8 @@ class Strategy(ABC):
         self.rng = np.random.default_rng(seed)
         self.seen: set[str] = set()
         self.exhausted = False
+        #: architectures handed out so far (every one passes through ``_accept``)
+        self.asked = 0
 
     def ask(self, n: int) -> list[str]:
         out: list[str] = []
@@ -63,6 +65,7 @@ class Strategy(ABC):
         if key in self.seen or not self.problem.feasible([arch])[0]:
             return False
         self.seen.add(key)
+        self.asked += 1
         return True
 
     def _draw_fresh(self, propose: Callable[[], str]) -> str | None:
@@ -76,11 +79,13 @@ class Strategy(ABC):
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state, "exhausted": self.exhausted, **self._state()}
+        return {"rng": self.rng.bit_generator.state, "exhausted": self.exhausted, "asked": self.asked,
+                **self._state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.exhausted = bool(state.get("exhausted", False))
+        self.asked = int(state["asked"])
         self._load_state(state)
 
     def mark_seen(self, hashes: Iterable[str]) -> None:

@@ -30,12 +30,6 @@ class AgingEvolution(Strategy):
         self.population_size = population_size
         self.sample_size = sample_size
         self.population: list[tuple[str, list[float]]] = []
-        self.asked = 0
-
-    def ask(self, n: int) -> list[str]:
-        archs = super().ask(n)
-        self.asked += len(archs)
-        return archs
 
     def _propose(self) -> str:
         if self.asked < self.population_size or not self.population:
@@ -63,8 +57,7 @@ class AgingEvolution(Strategy):
                 self.population.pop(0)
 
     def _state(self) -> dict[str, Any]:
-        return {"population": [[a, u] for a, u in self.population], "asked": self.asked}
+        return {"population": [[a, u] for a, u in self.population]}
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.population = [(a, list(u)) for a, u in state["population"]]
-        self.asked = int(state["asked"])

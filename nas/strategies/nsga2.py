@@ -71,12 +71,6 @@ class NSGA2(Strategy):
         self.mutation_prob = 1.0 / len(self.space.dims) if mutation_prob is None else mutation_prob
         self.survivors: list[Member] = []
         self.offspring: list[Member] = []
-        self.asked = 0
-
-    def ask(self, n: int) -> list[str]:
-        archs = super().ask(n)
-        self.asked += len(archs)
-        return archs
 
     def _propose(self) -> str:
         if self.asked < self.population_size or len(self.survivors) < 2:
@@ -115,9 +109,8 @@ class NSGA2(Strategy):
 
     def _state(self) -> dict[str, Any]:
         return {"survivors": [[a, u] for a, u in self.survivors],
-                "offspring": [[a, u] for a, u in self.offspring], "asked": self.asked}
+                "offspring": [[a, u] for a, u in self.offspring]}
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.survivors = [(a, list(u)) for a, u in state["survivors"]]
         self.offspring = [(a, list(u)) for a, u in state["offspring"]]
-        self.asked = int(state["asked"])

@@ -57,7 +57,6 @@ class Reinforce(Strategy):
         self.baseline: dict[int, float] = {}
         self.spread = 1.0
         self.pending: dict[str, int] = {}  # arch -> index of its w
-        self.asked = 0
 
     # -- policy ---------------------------------------------------------------------------
     def _probs(self, w: float) -> np.ndarray:
@@ -76,7 +75,6 @@ class Reinforce(Strategy):
             if arch is None:
                 break
             self.pending[arch] = k
-            self.asked += 1
             out.append(arch)
         return out
 
@@ -158,7 +156,7 @@ class Reinforce(Strategy):
     def _state(self) -> dict[str, Any]:
         return {"params": self.params.tolist(), "adam_m": self.adam_m.tolist(), "adam_v": self.adam_v.tolist(),
                 "steps": self.steps, "baseline": {str(k): v for k, v in self.baseline.items()},
-                "spread": self.spread, "pending": dict(self.pending), "asked": self.asked,
+                "spread": self.spread, "pending": dict(self.pending),
                 "target_ms": dict(self.target_ms)}
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -168,5 +166,4 @@ class Reinforce(Strategy):
         self.baseline = {int(k): float(v) for k, v in state["baseline"].items()}
         self.spread = float(state["spread"])
         self.pending = {a: int(k) for a, k in state["pending"].items()}
-        self.asked = int(state["asked"])
         self.target_ms = {k: float(v) for k, v in state["target_ms"].items()}
