@@ -150,7 +150,7 @@ def report(environment: Environment, args: argparse.Namespace) -> None:
     print(f"\n{args.users} users, {args.duration}s, {args.http_workers} HTTP workers")
     print(f"{'endpoint':32} {'requests':>9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>7}")
     for entry in sorted(environment.stats.entries.values(), key=lambda e: -e.num_requests):
-        print(f"{entry.method + ' ' + entry.name:32} {entry.num_requests:9d} {entry.total_rps:8.1f} "
+        print(f"{entry.name:32} {entry.num_requests:9d} {entry.total_rps:8.1f} "
               f"{entry.get_response_time_percentile(0.5):7.0f} {entry.get_response_time_percentile(0.99):7.0f} "
               f"{entry.num_failures:7d}")
     print(f"{'total':32} {total.num_requests:9d} {total.total_rps:8.1f} {total.get_response_time_percentile(0.5):7.0f} "
