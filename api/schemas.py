@@ -22,6 +22,8 @@ class Progress(BaseModel):
     failed: int
     budget: int
     fraction: float
+    #: Inside a long step, what it last reported (differentiable search: sweep_point, epoch, latency_weight, ...)
+    phase: dict[str, Any] | None = None
 
 
 class JobPublic(BaseModel):

@@ -45,6 +45,8 @@ class Summary:
     hypervolume: float = 0.0
     best: dict[str, Any] | None = None
     stop_reason: str | None = None
+    #: What a long-running ``ask`` last reported (differentiable search: sweep point, epoch, ...).
+    phase: dict[str, Any] | None = None
 
 
 class Recorder(Protocol):
@@ -105,6 +107,26 @@ def run_search(search: Search, recorder: Recorder,
         search.strategy.load_state_dict(checkpoint)
     search.strategy.mark_seen(t.arch_hash for t in done)
     summary = tracker.summary
+
+    def interruption() -> str | None:
+        """Cancel or time limit: what stops a job between units of work."""
+        reason = recorder.stop_reason()
+        if reason:
+            return reason
+        if deadline is not None and time.time() >= deadline:
+            return (f"stopped: time limit of {search.spec.time_limit_s:g}s reached "
+                    f"after {summary.evaluated} evaluations")
+        return None
+
+    def save_progress(phase: dict[str, Any]) -> str | None:
+        """Checkpoint a long ``ask`` part-way (no trials) and report its progress."""
+        summary.phase = phase
+        recorder.record([], search.strategy.state_dict(), summary)
+        if on_progress:
+            on_progress(summary)
+        return interruption()
+
+    search.strategy.checkpoint_hook = save_progress
     while summary.evaluated < budget:
         # taken before the stop check: a trial's start then provably precedes any cancel it did not see
         started = utcnow()
@@ -123,7 +145,7 @@ def run_search(search: Search, recorder: Recorder,
             break
         archs = search.strategy.ask(min(search.spec.batch_size, budget - summary.evaluated))
         if not archs:
-            summary.stop_reason = "exhausted"
+            summary.stop_reason = interruption() or "exhausted"
             break
         t0 = time.perf_counter()
         outcomes = search.evaluator.evaluate(archs)

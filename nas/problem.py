@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nas.pareto import Objective
 from search_spaces.base import SearchSpace
+
+if TYPE_CHECKING:
+    from latency_tables import LatencyEstimator
+    from nas.spec import JobSpec
 
 FreeMetrics = Callable[[Sequence[str]], dict[str, np.ndarray]]
 
@@ -26,6 +31,12 @@ class Problem:
     #: archs -> mask of those whose free metrics satisfy every constraint on them.
     feasible: Callable[[Sequence[str]], np.ndarray] = field(
         default=lambda archs: np.ones(len(archs), dtype=bool))
+    #: The job as submitted, for strategies that need more than the objectives (differentiable
+    #: search reads its latency devices, limits and dataset); None outside a job.
+    spec: JobSpec | None = None
+    #: Per-device latency estimators behind the free metrics (differentiable search trains
+    #: against their tables); filled by ``nas.resolve.build_search``.
+    estimators: dict[str, LatencyEstimator] = field(default_factory=dict)
 
 
 @dataclass

@@ -72,7 +72,10 @@ def check_spec(spec: JobSpec, catalog: Catalog) -> None:
             and not ev.dataset.endswith(".npz"):
         raise SpecError("evaluator.dataset", "dataset must be 'digits' or a path to an .npz file")
     try:
-        STRATEGIES[spec.strategy.name](Problem(get_space(spec.space), []), spec.seed, **spec.strategy.params)
+        STRATEGIES[spec.strategy.name](Problem(get_space(spec.space), [], spec=spec), spec.seed,
+                                       **spec.strategy.params)
+    except SpecError:
+        raise
     except (TypeError, ValueError) as exc:
         raise SpecError("strategy.params", str(exc)) from None
 
@@ -144,7 +147,7 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> 
                     mask &= v >= c.min
         return mask
 
-    problem = Problem(space, objectives, free_metrics, feasible)
+    problem = Problem(space, objectives, free_metrics, feasible, spec=spec, estimators=estimators)
     strategy = STRATEGIES[spec.strategy.name](problem, spec.seed, **spec.strategy.params)
     return Search(spec, space, estimators, objectives, problem, strategy,
                   _build_evaluator(spec, space, catalog, cwd), reference_point(spec, estimators, energy, static, catalog),

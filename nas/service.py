@@ -160,7 +160,7 @@ class DbRecorder(Recorder):
                     self._cancel_seen = jobs_q.record_batch(
                         s, self.job_id, self.token, rows, checkpoint=checkpoint, evaluated=summary.evaluated,
                         failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume,
-                        best=summary.best)
+                        best=summary.best, phase=summary.phase)
             except Conflict:
                 # a retry after a connection lost during COMMIT: the first attempt may have landed
                 with session_scope(self.factory) as s:

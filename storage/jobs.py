@@ -159,20 +159,23 @@ def cancel_requested(session: Session, job_id: str, token: str) -> bool:
 
 def record_batch(session: Session, job_id: str, token: str, trials: Iterable[dict[str, Any]], *,
                  checkpoint: dict[str, Any], evaluated: int, failed: int, front: Sequence[int],
-                 hypervolume: float, best: dict[str, Any] | None) -> bool:
+                 hypervolume: float, best: dict[str, Any] | None, phase: dict[str, Any] | None = None) -> bool:
     """Write trials and the checkpoint that produced them in one transaction, under the lease.
 
+    ``trials`` may be empty: a checkpoint taken part-way through a long step (with its ``phase``).
     Returns whether a cancel was requested, so the worker needs no extra query to know.
     """
     cancel_requested = session.execute(
         update(Job).where(_owned(job_id, token))
         .values(checkpoint=checkpoint, evaluated=evaluated, failed=failed, front=list(front),
-                hypervolume=hypervolume, best=best, heartbeat_at=utcnow())
+                hypervolume=hypervolume, best=best, heartbeat_at=utcnow(), phase=phase)
         .returning(Job.cancel_requested)
         .execution_options(synchronize_session=False)).scalar_one_or_none()
     if cancel_requested is None:
         raise LeaseLost(job_id)
-    session.execute(Trial.__table__.insert(), [{"job_id": job_id, **t} for t in trials])
+    rows = [{"job_id": job_id, **t} for t in trials]
+    if rows:
+        session.execute(Trial.__table__.insert(), rows)
     return bool(cancel_requested)
 
 

@@ -84,6 +84,8 @@ class Job(Base):
     heartbeat_at: Mapped[dt.datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(deferred=True)  # only workers read it
+    #: What the job is doing inside a long step (differentiable search: sweep point, epoch, ...)
+    phase: Mapped[dict[str, Any] | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]

@@ -28,7 +28,8 @@ def job_public(job: Job) -> JobPublic:
     return JobPublic(
         id=job.id, name=job.name, status=job.status,
         progress=Progress(evaluated=job.evaluated, failed=job.failed, budget=job.budget,
-                          fraction=round(job.evaluated / job.budget, 4) if job.budget else 0.0),
+                          fraction=round(job.evaluated / job.budget, 4) if job.budget else 0.0,
+                          phase=job.phase),
         best=job.best, hypervolume=job.hypervolume, reference_point=job.reference_point, error=job.error,
         cancel_requested=job.cancel_requested, created_at=job.created_at, started_at=job.started_at,
         finished_at=job.finished_at, updated_at=job.updated_at, spec=job.spec,

@@ -45,6 +45,16 @@ def _spec_from_flags(space: str, strategy: str, budget: int, seed: int, devices:
             "constraints": constraints, "evaluator": evaluator}
 
 
+def _check_torch_device(name: str) -> None:
+    if name.split(":")[0] not in ("cpu", "cuda"):
+        fail(f"--torch-device {name!r} is not a torch device", "use cpu or cuda (cuda:N)")
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            fail(f"--torch-device {name}: CUDA is not available on this machine", "use --torch-device cpu")
+
+
 def _load_benchmark(catalog: MemoryCatalog, ref: str, space: str, database_url: str | None) -> str:
     """Register a benchmark given as a CSV path, or fetch a registered one by name; returns its name."""
     path = Path(ref)
@@ -84,6 +94,8 @@ def search(
     max_latency: Annotated[float | None, typer.Option(help="Latency limit (ms) on every device")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write evaluated trials and the front here")] = None,
     database_url: Annotated[str | None, typer.Option(help="Where registered benchmarks live")] = None,
+    torch_device: Annotated[str | None, typer.Option(
+        help="Where differentiable strategies (darts, fbnet) train their supernet: cpu or cuda")] = None,
 ) -> None:
     """Run one search here and print its Pareto front."""
     catalog = MemoryCatalog()
@@ -119,6 +131,11 @@ def search(
             evaluator = {"type": "benchmark", "table": _load_benchmark(catalog, benchmark, space, database_url),
                          "metric": metric}
         raw = _spec_from_flags(space, strategy, budget, seed, devices, evaluator, max_latency)
+    if torch_device is not None:
+        _check_torch_device(torch_device)
+        if isinstance(raw.get("strategy"), dict):
+            raw["strategy"] = {**raw["strategy"],
+                               "params": {**raw["strategy"].get("params", {}), "torch_device": torch_device}}
     try:
         spec = JobSpec.model_validate(raw)
         run = build_search(spec, catalog, cwd=str(Path.cwd()))
@@ -137,8 +154,12 @@ def search(
 
         def on_progress(s: Summary) -> None:
             best = s.best["metrics"].get(spec.objectives[0].key) if s.best else None
-            bar.update(task, completed=s.evaluated,
-                       status=f"failed {s.failed}  front {len(s.front)}  best {best if best is None else round(best, 3)}")
+            status = f"failed {s.failed}  front {len(s.front)}  best {best if best is None else round(best, 3)}"
+            if s.phase and "epoch" in s.phase:
+                p = s.phase
+                status += (f"  | weight {p['latency_weight']:g} ({p['sweep_point']}/{p['sweep_points']}) "
+                           f"epoch {p['epoch']}/{p['epochs']}  derived {p['derived_latency_ms']:.2f} ms")
+            bar.update(task, completed=s.evaluated, status=status)
 
         try:
             summary = run_search(run, recorder, on_progress)

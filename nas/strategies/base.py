@@ -27,6 +27,14 @@ MAX_DRAWS = 200
 class Strategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
+    #: Trains a supernet inside ``ask`` (darts, fbnet): needs a supported space and the job's
+    #: tables, so the generic conformance suite (toy space) leaves it out.
+    differentiable: ClassVar[bool] = False
+    #: Set by the engine before the run. A strategy whose ``ask`` works long (epochs of supernet
+    #: training) calls it after each unit of work with a progress note (JSON-safe dict); it saves
+    #: ``state_dict()`` as the job's checkpoint and returns a stop reason (cancel, time limit) when
+    #: the job must stop, in which case ``ask`` returns what it has (possibly nothing).
+    checkpoint_hook: Callable[[dict[str, Any]], str | None] | None = None
 
     def __init__(self, problem: Problem, seed: int = 0, **params: Any):
         if params:
