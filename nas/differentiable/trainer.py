@@ -5,8 +5,8 @@ Each step: the architecture parameters take an Adam step on a batch of the alpha
 weights take an SGD step on a batch of the weights half (cross-entropy only), both through
 the same relaxation. The first ``warmup_epochs`` train the weights alone. In hard-constraint
 mode the latency weight doubles (``penalty_growth``) after every epoch whose derived
-architecture is slower than the limit, and the search runs on past ``epochs`` (up to twice
-as many) until it is not.
+architecture is slower than the limit, and the search runs on past ``epochs`` (up to three
+times as many) until it is not.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class SearchConfig:
 
     @property
     def max_epochs(self) -> int:
-        return self.epochs if self.latency_limit_ms is None else 2 * self.epochs
+        return self.epochs if self.latency_limit_ms is None else 3 * self.epochs
 
 
 @dataclass
