@@ -18,6 +18,7 @@ softmax(α) that is new and feasible is taken instead.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,6 +36,7 @@ SUPERNET_SPACES = ("nb201", "fbnet")
 TORCH_DEVICES = ("cpu", "cuda")
 #: Architectures up to this many are ranked exactly by probability; larger spaces search near the argmax.
 EXACT_RANKING_LIMIT = 100_000
+log = logging.getLogger("hwnas.differentiable")
 
 
 class DifferentiableStrategy(Strategy):
@@ -211,6 +213,8 @@ class DifferentiableStrategy(Strategy):
         if self._resume_search is not None:
             self.search.load_state_dict(self._resume_search)
             self._resume_search = None
+            log.info("%s: resuming sweep point %d of %d (latency weight %g) after epoch %d", self.name,
+                     self.point + 1, len(self.latency_weights), weight, self.search.epoch)
         return self.search
 
     def _derive(self, search: SupernetSearch) -> list[str]:
