@@ -268,3 +268,26 @@ def test_spec_errors_name_the_field(spec: dict[str, Any], field: str, message: s
 def test_cuda_asked_without_cuda_fails_with_a_clear_reason(small_npz: Path) -> None:
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         run(job(dataset=str(small_npz), torch_device="cuda", **TINY), CheckpointRecorder())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is missing")
+def test_cli_torch_device_cuda_without_cuda_says_what_to_do() -> None:
+    from typer.testing import CliRunner
+
+    from hwnas.cli.main import app
+
+    result = CliRunner().invoke(app, ["search", "--space", "nb201", "--device", "pixel3", "--strategy", "darts",
+                                      "--budget", "4", "--train", "digits", "--torch-device", "cuda"])
+    assert result.exit_code != 0
+    assert "CUDA is not available" in result.output and "--torch-device cpu" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_budget_over_the_sweep_names_the_field() -> None:
+    from typer.testing import CliRunner
+
+    from hwnas.cli.main import app
+
+    result = CliRunner().invoke(app, ["search", "--space", "nb201", "--device", "pixel3", "--strategy", "darts",
+                                      "--budget", "10", "--train", "digits"])
+    assert result.exit_code != 0 and "budget.evaluations" in result.output and "at most 4" in result.output
