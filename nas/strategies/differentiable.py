@@ -293,6 +293,6 @@ class FBNetStrategy(DifferentiableStrategy):
                    "derived architecture per latency weight of the sweep")
     default_relaxation = "gumbel"
     default_loss = "multiplicative"
-    default_weights = (0.5, 1.0, 2.0, 4.0)
+    default_weights = (0.5, 2.0, 8.0, 16.0)
     default_temperature = 5.0
     default_temperature_decay = 0.7
