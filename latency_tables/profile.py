@@ -83,6 +83,7 @@ def _nb201_plan(batch: int) -> tuple[dict[str, Probe], dict[str, dict[str, float
         network[f"skip_connect@{c}"] = -cells_per_stage * len(EDGES)
     plan["network"] = network
     plan["network:pruned"] = network  # eager torch prunes nothing
+    plan["network:constant"] = network  # nor folds a constant cell
     plan["input:reaches_output"] = {}  # no extra work in eager torch
     for target in (2, 3):  # eager sums all inputs, none included: inside the cell-dispatch term
         for k in range(2, target + 1):
@@ -91,7 +92,7 @@ def _nb201_plan(batch: int) -> tuple[dict[str, Probe], dict[str, dict[str, float
         plan[f"edge{i}:none"] = {f"none@{c}": cells_per_stage for c, _ in widths}
         for op in OPS[1:]:
             cost = {f"{op}@{c}": float(cells_per_stage) for c, _ in widths}
-            for suffix in ("", ":zero_input", ":dead_output"):
+            for suffix in ("", ":zero_input", ":dead_output", ":constant_cell"):
                 plan[f"edge{i}:{op}{suffix}"] = cost
     return probes, plan
 
