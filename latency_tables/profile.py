@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from latency_tables.fit import validation_report
+from latency_tables.fit import signature_group, validation_report
 from latency_tables.table import Entry, LatencyTable
 from search_spaces.base import SearchSpace
 
@@ -243,18 +243,6 @@ def measure_networks(space: SearchSpace, archs: list[str], *, timer: Timer, batc
                                  progress=(lambda r: progress("timing networks", r, rounds)) if progress else None)
     return (np.array([estimate[f"{i}a"] for i in range(len(archs))]),
             np.array([estimate[f"{i}b"] for i in range(len(archs))]))
-
-
-def signature_group(signature: str) -> str:
-    """The op type a signature belongs to: calibration fits one scale per group."""
-    head = signature.split(":")
-    if head[0].startswith("edge"):
-        return head[1]
-    if head[0].startswith("node"):
-        return "node_sum"
-    if head[0] in ("network", "input"):
-        return "network"
-    return head[0]
 
 
 def calibrate(space: SearchSpace, table: LatencyTable, archs: list[str], measured: np.ndarray,
