@@ -89,7 +89,8 @@ def _nb201_plan(batch: int) -> tuple[dict[str, Probe], dict[str, dict[str, float
         for k in range(2, target + 1):
             plan[f"node{target}:sum{k}"] = {}
     for i in range(len(EDGES)):
-        plan[f"edge{i}:none"] = {f"none@{c}": cells_per_stage for c, _ in widths}
+        plan[f"edge{i}:none"] = plan[f"edge{i}:none:dead_output"] = {f"none@{c}": cells_per_stage
+                                                                     for c, _ in widths}
         for op in OPS[1:]:
             cost = {f"{op}@{c}": float(cells_per_stage) for c, _ in widths}
             for suffix in ("", ":zero_input", ":dead_output", ":constant_cell"):
