@@ -33,7 +33,7 @@ def test_nb201_hand_computed() -> None:
     got = est.predict([dead, live, pruned, constant])
     assert got == pytest.approx([10 + 1 + 0.25 + 0.1 + 0.02 + 4,
                                  10 + 1 + 3 + 0.1 + 0.02 + 4 + 0.3,
-                                 0.5 + 0.25 + 0.1 + 0.02,
+                                 0.5 + 0.25 + 0.02,  # pruned: the skip beside a none is dead too
                                  0.2 + 0.07 + 0.02])  # node 2 (none + none) is unused
     codes = np.stack([space.encode(a) for a in (dead, live, pruned, constant)])
     assert est.predict_codes(codes) == pytest.approx(got)

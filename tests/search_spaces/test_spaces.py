@@ -94,10 +94,11 @@ def test_nb201_signatures_name_dead_and_zero_input_edges() -> None:
     assert sorted(space.op_signatures(both_dead)) == sorted([
         "network", "input:reaches_output", "edge0:skip_connect:dead_output", "edge1:nor_conv_1x1:dead_output",
         "edge2:avg_pool_3x3:dead_output", "edge3:skip_connect", "edge4:none", "edge5:none"])
-    # node 1 = none(x) = 0, so the conv on edge 2 reads a zero input; node 3 has only none inputs
+    # node 3 has only none inputs: the network is pruned, every op in it is dead
     zero = "|none~0|+|none~0|nor_conv_1x1~1|+|none~0|none~1|none~2|"
     assert sorted(space.op_signatures(zero)) == sorted([
-        "network:pruned", "edge0:none", "edge1:none:dead_output", "edge2:nor_conv_1x1:zero_input", "edge3:none",
+        "network:pruned", "edge0:none:dead_output", "edge1:none:dead_output", "edge2:nor_conv_1x1:dead_output",
+        "edge3:none",
         "edge4:none", "edge5:none"])
     both = "|skip_connect~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
     assert sorted(space.op_signatures(both)) == sorted([
