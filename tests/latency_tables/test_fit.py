@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from latency_tables import LatencyEstimator, shipped_tables
-from latency_tables.fit import PlainAdditive, fit_entries, fit_table, validation_report
+from latency_tables.fit import PlainAdditive, fit_entries, fit_table, type_scaled_prior, validation_report
 from latency_tables.measurements import read_shared
 from search_spaces import get_space
 
@@ -85,6 +85,23 @@ def test_prior_only_when_the_rows_say_so() -> None:
     weights = {k: result.basis_weights.get(k, 0.0) for k in "abc"}
     assert weights["b"] == pytest.approx(2.0, rel=1e-3) and weights["a"] + weights["c"] < 1e-3
     assert counts @ result.entries == pytest.approx(y, rel=1e-3)
+
+
+def test_op_type_scaled_prior_when_one_op_type_differs() -> None:
+    """Rows of a device like basis table b except that its 'conv' entries cost 3x: the
+    op-type-scaled prior recovers it exactly, the plain combination cannot."""
+    rng = np.random.default_rng(1)
+    basis = rng.uniform(0.1, 1.0, size=(3, 8))
+    op_types = ["conv"] * 4 + ["pool"] * 4
+    truth = basis[1] * np.array([3.0] * 4 + [1.0] * 4)
+    counts = rng.integers(0, 3, size=(40, 8)).astype(float)
+    y = counts @ truth
+    types = np.array([[t == g for t in op_types] for g in ("conv", "pool")], dtype=float)
+    prior, w, scales = type_scaled_prior(counts, y, basis, types, ridge=1e-6)
+    assert counts @ prior == pytest.approx(y, rel=1e-3)
+    assert scales[0] / scales[1] == pytest.approx(3.0, rel=1e-2)
+    result = fit_entries(counts, y, basis, ["a", "b", "c"], op_types=op_types)
+    assert result.type_scales and counts @ result.entries == pytest.approx(y, rel=1e-2)
 
 
 def test_rejects_bad_rows() -> None:
