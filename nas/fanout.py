@@ -38,8 +38,9 @@ from storage.jobs import LeaseLost
 
 log = logging.getLogger("hwnas.fanout")
 
-#: How often the owner looks whether its batch is complete, and idle helpers look for work.
-POLL_S = 0.05
+#: How often the owner looks whether its batch is complete, and idle helpers look for work:
+#: soon after something happened, then less and less often (a slow evaluator is not polled 100 times a second).
+POLL_MIN_S, POLL_MAX_S = 0.01, 0.25
 #: A helper with nothing to claim this long leaves (the owner sends new helpers with each batch).
 HELPER_IDLE_S = 2.0
 
@@ -61,6 +62,18 @@ def claim_size(spec: JobSpec) -> int:
     round trip per candidate of a benchmark-scored batch of hundreds.
     """
     return max(1, spec.batch_size // (spec.parallelism * 4))
+
+
+class _Backoff:
+    def __init__(self) -> None:
+        self.delay = POLL_MIN_S
+
+    def reset(self) -> None:
+        self.delay = POLL_MIN_S
+
+    def sleep(self) -> None:
+        time.sleep(self.delay)
+        self.delay = min(self.delay * 1.5, POLL_MAX_S)
 
 
 class ClaimHeartbeat(threading.Thread):
@@ -173,6 +186,8 @@ class DbFanOut(Dispatcher):
         size = claim_size(self.spec)
         dropped = False
         rows: list[Any] = []
+        backoff = _Backoff()
+        done_before = -1
         with ClaimHeartbeat(self.factory, self.lease_seconds) as beat:
             while True:
                 if self.lease_lost.is_set():
@@ -186,6 +201,7 @@ class DbFanOut(Dispatcher):
                     self.retrying(claim)
                 if claimed[0] is not None:
                     evaluate_claim(self.factory, claimed[0], self.evaluator, beat)
+                    backoff.reset()
                     continue
                 state: list[Any] = [None]
 
@@ -197,6 +213,10 @@ class DbFanOut(Dispatcher):
                 self.retrying(look)
                 if all(r.status != "pending" for r in rows):
                     return rows
+                done_now = sum(r.status != "pending" for r in rows)
+                if done_now != done_before:  # a helper finished one: the rest may follow soon
+                    done_before = done_now
+                    backoff.reset()
                 if state[0] is not None and state[0][1]:
                     # cancelled: nothing not yet started may start (nor a dead helper's claim be redone);
                     # wait for what is running
@@ -206,7 +226,7 @@ class DbFanOut(Dispatcher):
 
                     self.retrying(drop)
                     dropped = True
-                time.sleep(POLL_S)
+                backoff.sleep()
 
 
 def help_evaluate(factory: sessionmaker[Session], job_id: str, *, worker: str, lease_seconds: int,
@@ -224,6 +244,7 @@ def help_evaluate(factory: sessionmaker[Session], job_id: str, *, worker: str, l
     evaluator: Evaluator | None = None
     stored = 0
     idle_since = time.monotonic()
+    backoff = _Backoff()
     with ClaimHeartbeat(factory, lease_seconds) as beat:
         while True:
             with session_scope(factory) as s:
@@ -233,12 +254,13 @@ def help_evaluate(factory: sessionmaker[Session], job_id: str, *, worker: str, l
                 if state is None or state[0] != "running" or state[1] \
                         or time.monotonic() - idle_since > idle_s:
                     return stored
-                time.sleep(POLL_S)
+                backoff.sleep()
                 continue
             if evaluator is None:
                 evaluator = build_evaluator(spec)
             stored += evaluate_claim(factory, claim, evaluator, beat)
             idle_since = time.monotonic()
+            backoff.reset()
 
 
 class ThreadedDispatch(Dispatcher):

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.jobs import LeaseLost
@@ -28,6 +28,17 @@ class Claim:
     job_id: str
     token: str
     candidates: list[tuple[int, str]]  # (seq, arch)
+
+
+def _without_waiting_for_disk(session: Session) -> None:
+    """Commit this transaction without waiting for its WAL flush (PostgreSQL ``synchronous_commit``).
+
+    Safe for claims and results: one lost in a crash leaves its row pending, so it is
+    claimed and evaluated again, and the owner's batch write (a normal commit) flushes
+    every earlier change with it. It saves two disk flushes per candidate.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def _owned(job_id: str, lease_token: str) -> Any:
@@ -59,6 +70,7 @@ def _claimable(stale: dt.datetime) -> Any:
 
 def claim(session: Session, job_id: str, worker: str, lease_seconds: int, limit: int = 1) -> Claim | None:
     """Claim up to ``limit`` unclaimed (or expired) candidates of a running, not cancelled job."""
+    _without_waiting_for_disk(session)
     now = utcnow()
     stale = now - dt.timedelta(seconds=lease_seconds)
     token = str(uuid.uuid4())
@@ -84,6 +96,7 @@ def claim(session: Session, job_id: str, worker: str, lease_seconds: int, limit:
 def heartbeat(session: Session, tokens: Iterable[str]) -> None:
     tokens = list(tokens)
     if tokens:
+        _without_waiting_for_disk(session)
         session.execute(update(PendingTrial)
                         .where(PendingTrial.claim_token.in_(tokens), PendingTrial.status == "pending")
                         .values(claim_heartbeat_at=utcnow()).execution_options(synchronize_session=False))
@@ -92,6 +105,7 @@ def heartbeat(session: Session, tokens: Iterable[str]) -> None:
 def complete(session: Session, job_id: str, seq: int, token: str, *, metrics: dict[str, float] | None,
              error: str | None, started_at: dt.datetime, finished_at: dt.datetime) -> bool:
     """Store one result, only under the claim that is still current. False: someone else's result counts."""
+    _without_waiting_for_disk(session)
     return session.execute(
         update(PendingTrial)
         .where(PendingTrial.job_id == job_id, PendingTrial.seq == seq, PendingTrial.status == "pending",
