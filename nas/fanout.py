@@ -2,11 +2,11 @@
 
 The job keeps one owner, the worker holding its lease: it alone asks, tells and
 checkpoints. For each batch it stores the candidates as pending rows together with
-the strategy state right after ``ask`` (one transaction under the lease), sends
-``parallelism - 1`` helper messages and evaluates candidates itself. Helpers and
-owner claim candidates with ``FOR UPDATE SKIP LOCKED`` under a claim token they
-heartbeat, and complete each with a conditional update on that token, so each
-result is stored once. The owner waits for the whole batch, tells the strategy in
+the strategy state right after ``ask`` (one transaction under the lease), asks
+for ``parallelism - 1`` helpers (fewer when helpers of the last batch are still
+there) and evaluates candidates itself. Helpers and owner claim candidates with
+``FOR UPDATE SKIP LOCKED`` under a claim token they heartbeat, and complete each
+with a conditional update on that token, so each result is stored once. The owner waits for the whole batch, tells the strategy in
 seq order (the same state whichever worker finished first), records the trials and
 deletes the rows. A claim whose heartbeat went stale (its worker died) is claimed
 again; a new owner after a stale lease finds the rows and the post-``ask`` state
@@ -41,8 +41,8 @@ log = logging.getLogger("hwnas.fanout")
 #: How often the owner looks whether its batch is complete, and idle helpers look for work:
 #: soon after something happened, then less and less often (a slow evaluator is not polled 100 times a second).
 POLL_MIN_S, POLL_MAX_S = 0.01, 0.25
-#: A helper with nothing to claim this long leaves (the owner sends new helpers with each batch).
-HELPER_IDLE_S = 2.0
+#: A helper with nothing to claim this long leaves; the owner sends new ones when a batch had fewer.
+HELPER_IDLE_S = 5.0
 
 #: ``send_helpers(job_id, n)``: ask ``n`` more workers to help evaluate the job's batch.
 SendHelpers = Callable[[str, int], None]
@@ -148,6 +148,8 @@ class DbFanOut(Dispatcher):
         self.send_helpers, self.worker, self.lease_seconds = send_helpers, worker, lease_seconds
         self.lease_lost, self.retrying = lease_lost, retrying
         self._resumed = False
+        #: helpers seen claiming in the last batch: they stay for the next one, so no message is needed
+        self._helpers_seen = 0
 
     def in_flight(self) -> list[str]:
         rows: list[Any] = []
@@ -172,13 +174,14 @@ class DbFanOut(Dispatcher):
 
             self.retrying(hand_out)
         self._resumed = False
-        helpers = min(self.spec.parallelism - 1, len(archs) - 1)
+        helpers = min(self.spec.parallelism - 1, len(archs) - 1) - self._helpers_seen
         if helpers > 0:
             try:
                 self.send_helpers(self.job_id, helpers)
             except Exception:  # the broker is down: the owner evaluates the batch alone
                 log.exception("job %s: could not send helpers; evaluating alone", self.job_id)
         rows = self._run_batch()
+        self._helpers_seen = len({r.claimed_by for r in rows if r.claimed_by and r.claimed_by != self.worker})
         return [Outcome(r.arch, Evaluation(r.metrics, r.error), r.started_at, r.finished_at)
                 for r in rows if r.status == "done"]
 
