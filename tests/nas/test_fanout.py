@@ -159,3 +159,22 @@ def test_owner_and_helper_threads_record_every_trial_exactly_once(factory: Any, 
     assert all(t.status == "completed" for t in trials)
     assert [t.arch for t in trials] == serial_archs(spec), "the strategy saw results in a different order"
     assert sum(helped) > 0, "the helpers evaluated nothing"
+
+
+def test_embedded_server_runs_parallelism_on_threads(embedded_server: Any, tmp_path: Path) -> None:
+    from hwnas_client import Client
+
+    spec = command_spec(tmp_path, budget=12, batch_size=6, parallelism=3, sleep_s=0.3)
+    with Client(embedded_server.url) as client:
+        job = client.submit(spec)
+        done = client.wait(job.id, timeout=120, poll=0.2)
+    assert done.status == "succeeded" and done.evaluated == 12
+    engine = make_engine(embedded_server.env["HWNAS_DATABASE_URL"])
+    with session_scope(make_session_factory(engine)) as s:
+        trials = jobs_q.job_trials(s, job.id)
+    engine.dispose()
+    assert [t.seq for t in trials] == list(range(12))
+    assert [t.arch for t in trials] == serial_archs(spec)
+    # three at a time: the third of a batch starts before the first ends (one thread runs them back to back)
+    first_batch = sorted(trials[:6], key=lambda t: t.started_at)
+    assert first_batch[2].started_at < first_batch[0].finished_at, "the batch ran one candidate at a time"
