@@ -150,6 +150,7 @@ class DbFanOut(Dispatcher):
         self._resumed = False
         #: helpers seen claiming in the last batch: they stay for the next one, so no message is needed
         self._helpers_seen = 0
+        self._last_batch_done = 0.0
 
     def in_flight(self) -> list[str]:
         rows: list[Any] = []
@@ -174,7 +175,9 @@ class DbFanOut(Dispatcher):
 
             self.retrying(hand_out)
         self._resumed = False
-        helpers = min(self.spec.parallelism - 1, len(archs) - 1) - self._helpers_seen
+        # helpers of the last batch wait HELPER_IDLE_S for the next; after a slow ask they may be gone
+        staying = self._helpers_seen if time.monotonic() - self._last_batch_done < HELPER_IDLE_S / 2 else 0
+        helpers = min(self.spec.parallelism - 1, len(archs) - 1) - staying
         if helpers > 0:
             try:
                 self.send_helpers(self.job_id, helpers)
@@ -182,6 +185,7 @@ class DbFanOut(Dispatcher):
                 log.exception("job %s: could not send helpers; evaluating alone", self.job_id)
         rows = self._run_batch()
         self._helpers_seen = len({r.claimed_by for r in rows if r.claimed_by and r.claimed_by != self.worker})
+        self._last_batch_done = time.monotonic()
         return [Outcome(r.arch, Evaluation(r.metrics, r.error), r.started_at, r.finished_at)
                 for r in rows if r.status == "done"]
 
