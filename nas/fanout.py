@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from nas.engine import Dispatcher, Outcome, utcnow
 from nas.evaluators.base import Evaluation, Evaluator
 from nas.spec import BenchmarkEvaluatorSpec, CommandEvaluatorSpec, JobSpec
+from storage import jobs as jobs_q
 from storage import pending as pending_q
 from storage.db import Unavailable, session_scope
 from storage.jobs import LeaseLost
@@ -240,8 +241,6 @@ def help_evaluate(factory: sessionmaker[Session], job_id: str, *, worker: str, l
                   build_evaluator: Callable[[JobSpec], Evaluator], idle_s: float = HELPER_IDLE_S) -> int:
     """A helper's side: evaluate the job's pending candidates until none come for ``idle_s``
     or the job stops running. Returns how many results it stored."""
-    from storage import jobs as jobs_q
-
     with session_scope(factory) as s:
         job = jobs_q.get_job(s, job_id)
         if job is None or job.status != "running":
