@@ -76,6 +76,13 @@ def start_tagged_worker(stack: Stack, tag: str, beat: bool) -> subprocess.Popen[
     return proc
 
 
+def wait_ready(stack: Stack, *tags: str) -> None:
+    deadline = time.monotonic() + 60
+    while not all("ready." in (stack.log_dir / f"{tag}.log").read_text(errors="replace") for tag in tags):
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(0.1)
+
+
 def assert_exact(stack: Stack, job_id: str, expected_archs: list[str]) -> None:
     trials = trials_of(stack.env["HWNAS_DATABASE_URL"], job_id)
     assert [t.seq for t in trials] == list(range(BUDGET)), "trials lost or duplicated"
@@ -99,6 +106,7 @@ def test_two_workers_share_one_job_and_record_each_trial_once(stack: Stack, tmp_
     expected = serial_archs(spec, monkeypatch)
     start_tagged_worker(stack, "w0", beat=True)
     start_tagged_worker(stack, "w1", beat=False)
+    wait_ready(stack, "w0", "w1")
     with Client(stack.url, api_key=stack.api_key) as client:
         job = client.submit(spec)
         done = wait_for(client, job.id, lambda j: j.done, stack, timeout=120)
@@ -160,6 +168,7 @@ def test_cancel_stops_every_worker_before_its_next_evaluation(stack: Stack, tmp_
     spec = fanout_spec(tmp_path, marks)
     start_tagged_worker(stack, "w0", beat=True)
     start_tagged_worker(stack, "w1", beat=False)
+    wait_ready(stack, "w0", "w1")
     with Client(stack.url, api_key=stack.api_key) as client:
         job = client.submit(spec)
         wait_for(client, job.id, lambda j: j.evaluated >= 4, stack)
