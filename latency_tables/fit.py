@@ -4,7 +4,10 @@ Three things known about latency go into the fit (see docs/latency-tables.md):
 
 1. A new device is close to a non-negative combination of known devices (HELP,
    Lee et al. 2021, meta-learns this from 10 samples). The combination of the
-   shipped tables' entries is the *prior* table.
+   shipped tables' entries is the *prior* table; optionally each op type's part of
+   it (convolutions, pools, per-network overhead, ...) is rescaled on its own, since
+   a new device often resembles one known device in its convolutions and another in
+   its fixed costs.
 2. Latency is a sum of per-op terms, so every table entry is fitted as a deviation
    from the prior, shrunk towards it (ridge), and kept non-negative.
 3. A plain (edge, op) sum misses what runtimes do to the graph: ops whose output is
@@ -12,15 +15,16 @@ Three things known about latency go into the fit (see docs/latency-tables.md):
    pruning the whole network. The space's signatures name these cases
    (``SearchSpace.signature_matrix``), so they are fitted as their own entries.
 
-The shrinkage strength (or "prior only") is chosen by k-fold cross-validation on
-the measurements themselves, so 10 rows lean on the prior and 1,000 rows on the data.
+The prior (plain combination or op-type scaled), the shrinkage strength (or "prior
+only") are chosen by k-fold cross-validation on the measurements themselves, so 10
+rows lean on the prior and 1,000 rows on the data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,9 +36,26 @@ from search_spaces.base import SearchSpace
 RIDGE_GRID = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
 PRIOR_ONLY = float("inf")
 PLAIN = -1.0  # the plain (position, choice) additive model, tied inside the vocabulary
-METHOD = ("non-negative combination of basis tables (HELP-style prior) + non-negative ridge of every "
-          "op-signature entry towards it (dead/zero-input edges, node sums, pruned network as their own "
-          "signatures), strength chosen by k-fold cross-validation")
+#: Ridge of the per-op-type scales of the basis prior towards 1, tried by cross-validation
+#: (0 = no per-op-type scales: the plain combination).
+TYPE_SCALE_GRID = (0.0, 1e-1, 1e-3)
+METHOD = ("non-negative combination of basis tables (HELP-style prior), optionally rescaled per op type + "
+          "non-negative ridge of every op-signature entry towards it (dead/zero-input edges, node sums, pruned "
+          "and constant cells as their own signatures); prior and strength chosen by k-fold cross-validation")
+
+
+def signature_group(signature: str) -> str:
+    """The op type a signature belongs to (``edge3:nor_conv_3x3:dead_output`` -> ``nor_conv_3x3``,
+    ``k5_e6:24x32x32->32/s2`` -> ``k5_e6``, node sums and network terms by kind). The profile's
+    calibration and the fit's prior each scale one op type as a whole."""
+    head = signature.split(":")
+    if head[0].startswith("edge"):
+        return head[1]
+    if head[0].startswith("node"):
+        return "node_sum"
+    if head[0] in ("network", "input"):
+        return "network"
+    return head[0]
 
 
 def row_weights(latencies: np.ndarray) -> np.ndarray:
@@ -53,6 +74,26 @@ def basis_weights(counts: np.ndarray, y: np.ndarray, basis: np.ndarray) -> np.nd
     a = np.vstack([predictions, 1e-6 * np.eye(k)])
     w, _ = nnls(a, np.concatenate([y * wt, np.zeros(k)]))
     return w
+
+
+def type_scaled_prior(counts: np.ndarray, y: np.ndarray, basis: np.ndarray, types: np.ndarray,
+                      ridge: float, iterations: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Prior ``(w @ basis) * scale[type]``: basis weights ``w`` and one scale per op type,
+    fitted alternately in relative error, the scales ridge-shrunk towards 1.
+
+    types: (G, S) 0/1 matrix, one row per op type. Returns (prior, w, scales).
+    """
+    wt = row_weights(y)
+    n, g = len(y), types.shape[0]
+    scales = np.ones(g)
+    w = np.zeros(basis.shape[0])
+    for _ in range(iterations):
+        w = basis_weights(counts, y, basis * (scales @ types)[None, :])
+        per_type = (counts * (w @ basis)[None, :]) @ types.T  # (n, G): each type's share of the prior
+        a = np.vstack([per_type * wt[:, None], np.sqrt(ridge * n) * np.eye(g)])
+        b = np.concatenate([y * wt, np.sqrt(ridge * n) * np.ones(g)])
+        scales = nonnegative_lstsq(a, b)
+    return (w @ basis) * (scales @ types), w, scales
 
 
 def nonnegative_lstsq(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -96,47 +137,75 @@ class FitResult:
     strength: float
     basis_weights: dict[str, float]
     cv_error: float | None
+    #: Per-op-type scales of the basis prior (empty when the plain combination was chosen).
+    type_scales: dict[str, float] = field(default_factory=dict)
+    type_ridge: float = 0.0
 
 
-def _fit_once(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, strength: float,
-              tying: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Candidate:
+    """One model cross-validation can choose: which prior, and how strongly entries shrink to it."""
+
+    strength: float  # a RIDGE_GRID value, PRIOR_ONLY or PLAIN
+    type_ridge: float = 0.0  # 0: plain combination prior; else per-op-type scales, this ridge
+
+
+def _prior(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, types: np.ndarray | None,
+           type_ridge: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if basis is None or not len(basis):
+        return np.zeros(counts.shape[1]), np.zeros(0), np.zeros(0)
+    if type_ridge > 0 and types is not None:
+        return type_scaled_prior(counts, y, basis, types, type_ridge)
+    w = basis_weights(counts, y, basis)
+    return w @ basis, w, np.zeros(0)
+
+
+def _shrunk(counts: np.ndarray, y: np.ndarray, prior: np.ndarray, strength: float,
+            tying: np.ndarray | None) -> np.ndarray:
     if strength == PLAIN and tying is not None:
         wt = row_weights(y)
-        return tying @ nonnegative_lstsq(counts @ tying * wt[:, None], y * wt), np.zeros(0)
-    if basis is not None and len(basis):
-        w = basis_weights(counts, y, basis)
-        prior = w @ basis
-    else:
-        w = np.zeros(0)
-        prior = np.zeros(counts.shape[1])
+        return tying @ nonnegative_lstsq(counts @ tying * wt[:, None], y * wt)
     if strength == PRIOR_ONLY:
-        return prior, w
+        return prior
     scale = float(np.median(y) / max(counts.sum(axis=1).mean(), 1.0))
-    return shrink_towards(counts, y, prior, strength, scale), w
+    return shrink_towards(counts, y, prior, strength, scale)
 
 
 def fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None = None,
-                basis_names: Sequence[str] = (), *, tying: np.ndarray | None = None, folds: int = 5,
-                repeats: int = 3, seed: int = 0) -> FitResult:
-    """Fit entry means from (n, S) signature counts; the strength is chosen by k-fold CV.
+                basis_names: Sequence[str] = (), *, tying: np.ndarray | None = None,
+                op_types: Sequence[str] | None = None, folds: int = 5, repeats: int = 3,
+                seed: int = 0) -> FitResult:
+    """Fit entry means from (n, S) signature counts; the model is chosen by k-fold CV.
 
-    Candidates: ridge towards the basis prior at every strength of ``RIDGE_GRID``, the
-    prior alone, and (given ``tying``, and rows enough to fit it) the plain additive model.
+    Candidates: ridge towards the basis prior at every strength of ``RIDGE_GRID`` and the
+    prior alone, for the plain combination prior and (given ``op_types``, the op type of
+    each of the S signatures) the per-op-type scaled prior at each ``TYPE_SCALE_GRID``
+    ridge; and (given ``tying``, and rows enough to fit it) the plain additive model.
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small dense solves: BLAS threads only contend, on a shared machine badly
-        return _fit_entries(counts, y, basis, basis_names, tying, folds, repeats, seed)
+        return _fit_entries(counts, y, basis, basis_names, tying, op_types, folds, repeats, seed)
+
+
+def _candidates(n_rows: int, has_basis: bool, tying: np.ndarray | None, has_types: bool) -> list[Candidate]:
+    strengths: list[float] = list(RIDGE_GRID) + ([PRIOR_ONLY] if has_basis else [])
+    type_ridges = [r for r in TYPE_SCALE_GRID if r == 0 or (has_basis and has_types)]
+    grid = [Candidate(s, r) for r in type_ridges for s in strengths]
+    if tying is not None and n_rows >= 2 * tying.shape[1]:
+        grid.append(Candidate(PLAIN))
+    return grid
 
 
 def _fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, basis_names: Sequence[str],
-                 tying: np.ndarray | None, folds: int, repeats: int, seed: int) -> FitResult:
+                 tying: np.ndarray | None, op_types: Sequence[str] | None, folds: int, repeats: int,
+                 seed: int) -> FitResult:
     y = np.asarray(y, dtype=float)
-    grid: list[float] = list(RIDGE_GRID)
-    if basis is not None and len(basis):
-        grid.append(PRIOR_ONLY)
-    if tying is not None and len(y) >= 2 * tying.shape[1]:
-        grid.append(PLAIN)
+    has_basis = basis is not None and len(basis) > 0
+    type_names = sorted(set(op_types)) if op_types is not None else []
+    types = (np.array([[t == g for t in op_types] for g in type_names], dtype=float)
+             if op_types is not None else None)
+    grid = _candidates(len(y), has_basis, tying, types is not None)
     best, best_error = grid[0], None
     k = min(folds, len(y))
     if k >= 2 and len(grid) > 1:
@@ -145,14 +214,22 @@ def _fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, ba
             fold_of = np.random.default_rng(seed + repeat).permutation(len(y)) % k
             for f in range(k):
                 train, test = fold_of != f, fold_of == f
-                for g, strength in enumerate(grid):
-                    entries, _ = _fit_once(counts[train], y[train], basis, strength, tying)
+                priors: dict[float, np.ndarray] = {}
+                for g, candidate in enumerate(grid):
+                    if candidate.type_ridge not in priors:
+                        priors[candidate.type_ridge] = _prior(counts[train], y[train], basis, types,
+                                                              candidate.type_ridge)[0]
+                    entries = _shrunk(counts[train], y[train], priors[candidate.type_ridge], candidate.strength,
+                                      tying)
                     errors[g] += float((np.abs(counts[test] @ entries - y[test]) * row_weights(y)[test]).sum())
         errors /= repeats * len(y)
         best_error = float(errors.min())
         best = grid[int(errors.argmin())]
-    entries, w = _fit_once(counts, y, basis, best, tying)
-    return FitResult(entries, best, {name: float(v) for name, v in zip(basis_names, w) if v > 0}, best_error)
+    prior, w, scales = _prior(counts, y, basis, types, best.type_ridge)
+    entries = _shrunk(counts, y, prior, best.strength, tying)
+    return FitResult(entries, best.strength,
+                     {name: float(v) for name, v in zip(basis_names, w) if v > 0} if best.strength != PLAIN else {},
+                     best_error, dict(zip(type_names, scales.tolist())) if len(scales) else {}, best.type_ridge)
 
 
 def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[float], *,
@@ -176,7 +253,7 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
               if t.space == space.name and t.device_name != device["name"] and t.has_metric(metric)]
     basis_matrix = np.stack([t.values(vocabulary, metric) for t in usable]) if usable else None
     result = fit_entries(counts, y, basis_matrix, [t.device_name for t in usable], tying=space.plain_tying(),
-                         seed=seed)
+                         op_types=[signature_group(s) for s in vocabulary], seed=seed)
     residual = y - counts @ result.entries
     seen = counts.sum(axis=0)
     entries = {sig: Entry(mean=float(v), std=0.0, count=max(1, int(seen[j])))
@@ -185,14 +262,22 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
         device=device, space=space.name, entries=entries, corrections={},
         provenance={"source": source, "metric": metric, "method": METHOD, "rows": int(len(y)),
                     "date": dt.date.today().isoformat(),
-                    "model": ("basis prior only" if result.strength == PRIOR_ONLY else
-                              "plain additive (tied entries)" if result.strength == PLAIN else
-                              "ridge towards the basis prior" if usable else "ridge"),
+                    "model": _model_name(result, bool(usable)),
                     "ridge_strength": result.strength if result.strength in RIDGE_GRID else None,
                     "basis_weights": result.basis_weights,
+                    "op_type_scales": result.type_scales,
                     "cv_relative_error": result.cv_error,
                     "residual_std_ms": float(residual.std())},
     )
+
+
+def _model_name(result: FitResult, has_basis: bool) -> str:
+    if result.strength == PLAIN:
+        return "plain additive (tied entries)"
+    if not has_basis:
+        return "ridge"
+    prior = "op-type-scaled basis prior" if result.type_scales else "basis prior"
+    return f"{prior} only" if result.strength == PRIOR_ONLY else f"ridge towards the {prior}"
 
 
 def with_energy(table: LatencyTable, energy: LatencyTable) -> LatencyTable:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from latency_tables.fit import validation_report
+from latency_tables.fit import signature_group, validation_report
 from latency_tables.table import Entry, LatencyTable
 from search_spaces.base import SearchSpace
 
@@ -83,15 +83,17 @@ def _nb201_plan(batch: int) -> tuple[dict[str, Probe], dict[str, dict[str, float
         network[f"skip_connect@{c}"] = -cells_per_stage * len(EDGES)
     plan["network"] = network
     plan["network:pruned"] = network  # eager torch prunes nothing
+    plan["network:constant"] = network  # nor folds a constant cell
     plan["input:reaches_output"] = {}  # no extra work in eager torch
     for target in (2, 3):  # eager sums all inputs, none included: inside the cell-dispatch term
         for k in range(2, target + 1):
             plan[f"node{target}:sum{k}"] = {}
     for i in range(len(EDGES)):
-        plan[f"edge{i}:none"] = {f"none@{c}": cells_per_stage for c, _ in widths}
+        plan[f"edge{i}:none"] = plan[f"edge{i}:none:dead_output"] = {f"none@{c}": cells_per_stage
+                                                                     for c, _ in widths}
         for op in OPS[1:]:
             cost = {f"{op}@{c}": float(cells_per_stage) for c, _ in widths}
-            for suffix in ("", ":zero_input", ":dead_output"):
+            for suffix in ("", ":zero_input", ":dead_output", ":constant_cell"):
                 plan[f"edge{i}:{op}{suffix}"] = cost
     return probes, plan
 
@@ -242,18 +244,6 @@ def measure_networks(space: SearchSpace, archs: list[str], *, timer: Timer, batc
                                  progress=(lambda r: progress("timing networks", r, rounds)) if progress else None)
     return (np.array([estimate[f"{i}a"] for i in range(len(archs))]),
             np.array([estimate[f"{i}b"] for i in range(len(archs))]))
-
-
-def signature_group(signature: str) -> str:
-    """The op type a signature belongs to: calibration fits one scale per group."""
-    head = signature.split(":")
-    if head[0].startswith("edge"):
-        return head[1]
-    if head[0].startswith("node"):
-        return "node_sum"
-    if head[0] in ("network", "input"):
-        return "network"
-    return head[0]
 
 
 def calibrate(space: SearchSpace, table: LatencyTable, archs: list[str], measured: np.ndarray,

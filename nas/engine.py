@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from nas.evaluators.base import Evaluation
 from nas.pareto import ParetoArchive
 from nas.problem import TrialResult
 from nas.resolve import Search
@@ -60,6 +61,30 @@ class Recorder(Protocol):
         """Checked before each batch: e.g. 'cancelled'; None to go on."""
 
 
+@dataclass
+class Outcome:
+    """One candidate's evaluation and when it ran (a dispatcher's answer)."""
+
+    arch: str
+    evaluation: Evaluation
+    started_at: dt.datetime
+    finished_at: dt.datetime
+
+
+class Dispatcher(Protocol):
+    """Evaluates a batch somewhere else than in this thread (other workers, a thread pool)."""
+
+    def in_flight(self) -> list[str]:
+        """Called once at start: a batch handed out before the job was resumed (evaluate it, do not ask)."""
+
+    def evaluate(self, first_seq: int, archs: list[str], strategy_state: dict[str, Any]) -> list[Outcome]:
+        """Outcomes in the order of ``archs``; fewer (those that ran) only when a cancel cut the batch short.
+
+        ``strategy_state`` is the strategy right after ``ask``: stored with the batch, a new
+        owner resumes from it without asking again.
+        """
+
+
 class _Tracker:
     """Summary of the trials so far: counts, running front, best."""
 
@@ -92,10 +117,11 @@ class _Tracker:
 
 def run_search(search: Search, recorder: Recorder,
                on_progress: Callable[[Summary], None] | None = None,
-               deadline: float | None = None) -> Summary:
+               deadline: float | None = None, dispatcher: Dispatcher | None = None) -> Summary:
     """Run until the budget is spent or something stops it (``summary.stop_reason`` says what).
 
-    ``deadline`` is a ``time.time()`` after which no new evaluation starts.
+    ``deadline`` is a ``time.time()`` after which no new batch starts. ``dispatcher``
+    evaluates batches elsewhere (job spec ``parallelism``); by default they run here.
     """
     budget = search.spec.budget.evaluations
     failure_limit = search.spec.failure_limit
@@ -106,6 +132,8 @@ def run_search(search: Search, recorder: Recorder,
     if checkpoint is not None:
         search.strategy.load_state_dict(checkpoint)
     search.strategy.mark_seen(t.arch_hash for t in done)
+    in_flight = dispatcher.in_flight() if dispatcher else []
+    search.strategy.mark_seen(search.space.canonical_hash(a) for a in in_flight)
     summary = tracker.summary
 
     def interruption() -> str | None:
@@ -143,30 +171,45 @@ def run_search(search: Search, recorder: Recorder,
             summary.stop_reason = (f"stopped: time limit of {search.spec.time_limit_s:g}s reached "
                                    f"after {summary.evaluated} evaluations")
             break
-        archs = search.strategy.ask(min(search.spec.batch_size, budget - summary.evaluated))
+        archs = in_flight or search.strategy.ask(min(search.spec.batch_size, budget - summary.evaluated))
+        in_flight = []
         if not archs:
             summary.stop_reason = interruption() or "exhausted"
             break
-        t0 = time.perf_counter()
-        outcomes = search.evaluator.evaluate(archs)
-        per_trial = (time.perf_counter() - t0) / len(archs)
-        free = search.problem.free_metrics(archs)
+        if dispatcher:
+            outcomes = dispatcher.evaluate(summary.evaluated, archs, search.strategy.state_dict())
+        else:
+            outcomes = _evaluate_here(search, archs, started)
+        free = search.problem.free_metrics([o.arch for o in outcomes]) if outcomes else {}
         trials, results = [], []
-        for i, (arch, outcome) in enumerate(zip(archs, outcomes, strict=True)):
+        for i, outcome in enumerate(outcomes):
             metrics = {k: float(v[i]) for k, v in free.items()}
-            metrics.update(outcome.metrics or {})
-            finished = started + dt.timedelta(seconds=per_trial * (i + 1))
-            trial = TrialRecord(seq=summary.evaluated + i, arch=arch,
-                                arch_hash=search.space.canonical_hash(arch),
-                                status="completed" if outcome.ok else "failed", metrics=metrics,
-                                error=outcome.error, started_at=finished - dt.timedelta(seconds=per_trial),
-                                finished_at=finished)
+            metrics.update(outcome.evaluation.metrics or {})
+            ok = outcome.evaluation.ok
+            trial = TrialRecord(seq=summary.evaluated + i, arch=outcome.arch,
+                                arch_hash=search.space.canonical_hash(outcome.arch),
+                                status="completed" if ok else "failed", metrics=metrics,
+                                error=outcome.evaluation.error, started_at=outcome.started_at,
+                                finished_at=outcome.finished_at)
             trials.append(trial)
-            results.append(TrialResult(arch, metrics, outcome.ok))
-        search.strategy.tell(results)
+            results.append(TrialResult(outcome.arch, metrics, ok))
+        if len(outcomes) == len(archs):
+            search.strategy.tell(results)
+        # else a cancel cut the batch short: the job stops at the next check, and a strategy
+        # expects one result per architecture it asked for
         for trial in trials:
             tracker.add(trial)
-        recorder.record(trials, search.strategy.state_dict(), summary)
+        if trials:
+            recorder.record(trials, search.strategy.state_dict(), summary)
         if on_progress:
             on_progress(summary)
     return summary
+
+
+def _evaluate_here(search: Search, archs: list[str], started: dt.datetime) -> list[Outcome]:
+    """The batch in this thread; each trial gets an equal share of the batch's time."""
+    t0 = time.perf_counter()
+    evaluations = search.evaluator.evaluate(archs)
+    per_trial = dt.timedelta(seconds=(time.perf_counter() - t0) / len(archs))
+    return [Outcome(arch, evaluation, started + per_trial * i, started + per_trial * (i + 1))
+            for i, (arch, evaluation) in enumerate(zip(archs, evaluations, strict=True))]

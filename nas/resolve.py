@@ -154,6 +154,11 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> 
                   constraints, energy)
 
 
+def build_evaluator(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> Evaluator:
+    """The evaluator alone (a helper worker of a fanned-out job needs no strategy or tables)."""
+    return _build_evaluator(spec, get_space(spec.space), catalog, cwd)
+
+
 def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
     ev = spec.evaluator
     if isinstance(ev, BenchmarkEvaluatorSpec):

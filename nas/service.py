@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from latency_tables import LatencyTable, shipped_tables
 from nas.catalog import BenchmarkInfo, SpecError
-from nas.engine import Recorder, Summary, TrialRecord, run_search
+from nas.engine import Dispatcher, Recorder, Summary, TrialRecord, run_search
 from nas.evaluators.benchmark import BenchmarkData
-from nas.resolve import build_estimators, build_search, check_spec, reference_point
+from nas.fanout import DbFanOut, SendHelpers, ThreadedDispatch, help_evaluate, threads_safe
+from nas.resolve import Search, build_estimators, build_evaluator, build_search, check_spec, reference_point
 from nas.spec import JobSpec
 from storage import catalog as catalog_q
 from storage import jobs as jobs_q
+from storage import pending as pending_q
 from storage import tenants as tenants_q
 from storage.db import Conflict, Unavailable, session_scope
 from storage.jobs import LeaseLost
@@ -161,6 +163,7 @@ class DbRecorder(Recorder):
                         s, self.job_id, self.token, rows, checkpoint=checkpoint, evaluated=summary.evaluated,
                         failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume,
                         best=summary.best, phase=summary.phase)
+                    pending_q.clear(s, self.job_id)  # a fanned-out batch, now recorded
             except Conflict:
                 # a retry after a connection lost during COMMIT: the first attempt may have landed
                 with session_scope(self.factory) as s:
@@ -214,8 +217,13 @@ class _Heartbeat(threading.Thread):
                 log.warning("heartbeat of %s: database unavailable, retrying", r.job_id)
 
 
-def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, lease_seconds: int) -> str:
-    """Claim and run one job to its end. Returns what happened (for logs and tests)."""
+def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, lease_seconds: int,
+                send_helpers: SendHelpers | None = None) -> str:
+    """Claim and run one job to its end. Returns what happened (for logs and tests).
+
+    ``send_helpers`` asks other workers to help with a batch (Celery); without it a
+    job's ``parallelism`` runs on threads of this process where the evaluator allows.
+    """
     with session_scope(factory) as s:
         token = jobs_q.claim(s, job_id, owner, lease_seconds)
     if token is None:
@@ -227,18 +235,17 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
         spec = JobSpec.model_validate(spec_data)
         search = build_search(spec, DbCatalog(factory))
     except (SpecError, ValueError) as exc:
-        with session_scope(factory) as s:
-            jobs_q.finish(s, job_id, token, "failed", f"the job cannot run: {exc}")
+        _finish(factory, job_id, token, "failed", f"the job cannot run: {exc}")
         return "failed"
     deadline = first_start.timestamp() + spec.time_limit_s if spec.time_limit_s and first_start else None
     recorder = DbRecorder(factory, job_id, token, lease_seconds)
     beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
     beat.start()
     try:
-        summary = run_search(search, recorder, deadline=deadline)
+        dispatcher = _dispatcher(factory, search, recorder, send_helpers, owner)
+        summary = run_search(search, recorder, deadline=deadline, dispatcher=dispatcher)
         status, note = _outcome(summary.stop_reason)
-        with session_scope(factory) as s:
-            jobs_q.finish(s, job_id, token, status, note)
+        _finish(factory, job_id, token, status, note)
         return status
     except LeaseLost:
         log.warning("job %s: lease lost, another worker owns it now", job_id)
@@ -248,11 +255,39 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
         return "database unavailable"
     except Exception as exc:  # an engine bug must end the job with its reason, not hang it
         log.exception("job %s failed", job_id)
-        with session_scope(factory) as s:
-            jobs_q.finish(s, job_id, token, "failed", f"{type(exc).__name__}: {exc}")
+        _finish(factory, job_id, token, "failed", f"{type(exc).__name__}: {exc}")
         return "failed"
     finally:
         beat.stopped.set()
+
+
+def _finish(factory: sessionmaker[Session], job_id: str, token: str, status: str, note: str | None) -> None:
+    """End the job and forget a batch still in flight (a cancel cut it short)."""
+    with session_scope(factory) as s:
+        jobs_q.finish(s, job_id, token, status, note)
+        pending_q.clear(s, job_id)
+
+
+def _dispatcher(factory: sessionmaker[Session], search: Search, recorder: DbRecorder,
+                send_helpers: SendHelpers | None, owner: str) -> Dispatcher | None:
+    """Where a job's batches are evaluated: here (parallelism 1), on other workers, or on threads."""
+    parallelism = search.spec.parallelism
+    if parallelism <= 1:
+        return None
+    if send_helpers is not None:
+        return DbFanOut(factory, recorder.job_id, recorder.token, spec=search.spec, evaluator=search.evaluator,
+                        canonical_hash=search.space.canonical_hash, send_helpers=send_helpers, worker=owner,
+                        lease_seconds=recorder.lease_seconds, lease_lost=recorder.lease_lost,
+                        retrying=recorder._retrying)
+    if threads_safe(search.spec):
+        return ThreadedDispatch(search.evaluator, parallelism, lambda: recorder.stop_reason() == "cancelled")
+    return None  # training seeds torch globally: one evaluation at a time in this process
+
+
+def help_with_job(factory: sessionmaker[Session], job_id: str, *, worker: str, lease_seconds: int) -> int:
+    """Evaluate candidates of a fanned-out job's batches (a helper task). Returns how many results it stored."""
+    return help_evaluate(factory, job_id, worker=worker, lease_seconds=lease_seconds,
+                         build_evaluator=lambda spec: build_evaluator(spec, DbCatalog(factory)))
 
 
 def _outcome(stop_reason: str | None) -> tuple[str, str | None]:

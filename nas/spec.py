@@ -180,6 +180,8 @@ class JobSpec(_Strict):
     #: Hypervolume reference per objective key; defaults are documented in nas.pareto.
     reference_point: dict[str, float] | None = None
     batch_size: int = Field(default=1, ge=1, le=1024)
+    #: Workers evaluating one batch at once (1: the job's own worker only); see nas/fanout.py.
+    parallelism: int = Field(default=1, ge=1, le=256)
     #: The job fails once this many trials failed; default max(10, budget // 2).
     max_failed_trials: int | None = Field(default=None, ge=1, le=MAX_BUDGET)
     #: Wall-clock limit from the job's first start; it then ends failed, its trials kept.

@@ -108,6 +108,31 @@ class Trial(Base):
     duration_s: Mapped[float] = mapped_column(Float)
 
 
+class PendingTrial(Base):
+    """A fanned-out job's batch in flight: one row per candidate until the owner records the batch.
+
+    Any worker claims a row (claim token + heartbeat), evaluates it and completes it
+    under that token; the job's owner then writes the batch to ``trials`` and deletes
+    these rows in the same transaction. See nas/fanout.py.
+    """
+
+    __tablename__ = "pending_trials"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    arch: Mapped[str] = mapped_column(Text)
+    arch_hash: Mapped[str] = mapped_column(String(64))
+    #: "pending" (to evaluate or being evaluated), "done" (result below), "dropped" (cancelled before it ran)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claim_heartbeat_at: Mapped[dt.datetime | None]
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+    metrics: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+
 class JobEvent(Base):
     __tablename__ = "job_events"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

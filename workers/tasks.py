@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas.service import execute_job
+from nas.service import execute_job, help_with_job
 from storage import jobs as jobs_q
 from storage.db import make_engine, make_session_factory, session_scope
 from workers.celery_app import app, settings
@@ -22,12 +22,29 @@ def _factory() -> sessionmaker[Session]:
     return make_session_factory(make_engine(settings.database_url))
 
 
+def _worker_name() -> str:
+    return f"celery@{socket.gethostname()}:{os.getpid()}"
+
+
+def _send_helpers(job_id: str, count: int) -> None:
+    for _ in range(count):
+        evaluate_trials.delay(job_id)
+
+
 @app.task(name="hwnas.run_job")
 def run_job(job_id: str) -> str:
-    owner = f"celery@{socket.gethostname()}:{os.getpid()}"
-    outcome = execute_job(_factory(), job_id, owner=owner, lease_seconds=settings.lease_seconds)
+    outcome = execute_job(_factory(), job_id, owner=_worker_name(), lease_seconds=settings.lease_seconds,
+                          send_helpers=_send_helpers)
     log.info("job %s: %s", job_id, outcome)
     return outcome
+
+
+@app.task(name="hwnas.evaluate_trials")
+def evaluate_trials(job_id: str) -> int:
+    """Help a fanned-out job: evaluate candidates its owner handed out (see nas/fanout.py)."""
+    stored = help_with_job(_factory(), job_id, worker=_worker_name(), lease_seconds=settings.lease_seconds)
+    log.info("job %s: helped with %d evaluations", job_id, stored)
+    return stored
 
 
 @app.task(name="hwnas.reap")

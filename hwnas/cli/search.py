@@ -15,6 +15,7 @@ from latency_tables import TableError, load_table
 from nas.catalog import MemoryCatalog, SpecError
 from nas.engine import Recorder, Summary, TrialRecord, run_search
 from nas.evaluators import BenchmarkError, read_benchmark_csv
+from nas.fanout import ThreadedDispatch, threads_safe
 from nas.resolve import build_search
 from nas.spec import JobSpec, metric_key
 from search_spaces import SPACES, get_space
@@ -162,7 +163,9 @@ def search(
             bar.update(task, completed=s.evaluated, status=status)
 
         try:
-            summary = run_search(run, recorder, on_progress)
+            threads = spec.parallelism > 1 and threads_safe(spec)
+            summary = run_search(run, recorder, on_progress, dispatcher=ThreadedDispatch(
+                run.evaluator, spec.parallelism, lambda: False) if threads else None)
         except KeyboardInterrupt:
             interrupted = True
     wall = time.perf_counter() - started

@@ -40,7 +40,7 @@ def test_fit_predict_validate(measured: tuple[Path, Path], tmp_path: Path) -> No
     result = runner.invoke(app, ["tables", "fit", "--space", "nb201", "--device", "my_pi",
                                  "--measurements", str(fit_csv), "--out", str(out)], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
-    assert "84 entries for 'my_pi' (nb201) from 30 rows" in result.output
+    assert "115 entries for 'my_pi' (nb201) from 30 rows" in result.output
     assert json.loads(out.read_text())["device"]["name"] == "my_pi"
 
     pred = tmp_path / "p.csv"

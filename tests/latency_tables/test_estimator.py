@@ -18,20 +18,24 @@ def table_for(space_name: str, values: dict[str, float], default: float = 0.0) -
 
 def test_nb201_hand_computed() -> None:
     space = get_space("nb201")
-    values = {"network": 10.0, "network:pruned": 0.5, "input:reaches_output": 1.0,
+    values = {"network": 10.0, "network:pruned": 0.5, "network:constant": 0.2, "input:reaches_output": 1.0,
               "edge0:nor_conv_3x3": 3.0, "edge0:nor_conv_3x3:dead_output": 0.25,
-              "edge1:skip_connect": 0.1, "edge5:nor_conv_3x3": 4.0, "edge2:none": 0.01, "node3:sum2": 0.3}
+              "edge1:skip_connect": 0.1, "edge3:nor_conv_3x3": 4.0, "edge2:none": 0.01,
+              "edge2:none:dead_output": 0.02, "node3:sum2": 0.3, "edge4:nor_conv_3x3:constant_cell": 0.07}
     est = LatencyEstimator(table_for("nb201", values), space)
-    # node1 = conv(x) (dead: nothing reads node 1), node2 = skip(x), node3 = conv(node2)
-    dead = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|nor_conv_3x3~2|"
-    # node1 = conv(x), node2 = skip(x) + none, node3 = conv(node1)? no: edge4 reads node 1
-    live = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|skip_connect~1|nor_conv_3x3~2|"
+    # node1 = conv(x), read by nothing that runs (node 2 is unused): dead; skip(x) beside a none in node 2 runs
+    dead = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|nor_conv_3x3~0|none~1|none~2|"
+    # edge 4 reads node 1: the conv on edge 0 is live; node 3 sums two ops
+    live = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|nor_conv_3x3~0|skip_connect~1|none~2|"
     pruned = "|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|none~2|"
-    got = est.predict([dead, live, pruned])
-    assert got == pytest.approx([10 + 1 + 0.25 + 0.1 + 0.01 + 4,
-                                 10 + 1 + 3 + 0.1 + 0.01 + 4 + 0.3,
-                                 0.5 + 0.25 + 0.01])
-    codes = np.stack([space.encode(a) for a in (dead, live, pruned)])
+    # node 1 = none(x): the conv on edge 4 computes a constant
+    constant = "|none~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|none~2|"
+    got = est.predict([dead, live, pruned, constant])
+    assert got == pytest.approx([10 + 1 + 0.25 + 0.1 + 0.02 + 4,
+                                 10 + 1 + 3 + 0.1 + 0.02 + 4 + 0.3,
+                                 0.5 + 0.25 + 0.02,  # pruned: the skip beside a none is dead too
+                                 0.2 + 0.07 + 0.02])  # node 2 (none + none) is unused
+    codes = np.stack([space.encode(a) for a in (dead, live, pruned, constant)])
     assert est.predict_codes(codes) == pytest.approx(got)
 
 

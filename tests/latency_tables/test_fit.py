@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from latency_tables import LatencyEstimator, shipped_tables
-from latency_tables.fit import PlainAdditive, fit_entries, fit_table, validation_report
+from latency_tables.fit import PlainAdditive, fit_entries, fit_table, type_scaled_prior, validation_report
 from latency_tables.measurements import read_shared
 from search_spaces import get_space
 
@@ -33,7 +33,7 @@ def held_out(space, archs, codes, y, rows: int, device: str, seed: int = 1000):
 
 
 @pytest.mark.parametrize(("device", "within_10", "tau"), [
-    ("raspi4", 0.54, 0.80), ("samsung_s7", 0.69, 0.79), ("titan_rtx_1", 0.93, 0.88)])
+    ("raspi4", 0.65, 0.87), ("pixel3", 0.57, 0.87), ("samsung_s7", 0.70, 0.81), ("titan_rtx_1", 0.93, 0.88)])
 def test_100_rows_beats_the_plain_additive_table(nb201_data, device: str, within_10: float, tau: float) -> None:
     space, archs, codes, columns = nb201_data
     table, ours, plain = held_out(space, archs, codes, columns[device], 100, device)
@@ -42,11 +42,25 @@ def test_100_rows_beats_the_plain_additive_table(nb201_data, device: str, within
     assert ours["within_10pct"] >= plain["within_10pct"] and ours["kendall_tau"] >= plain["kendall_tau"]
 
 
-@pytest.mark.parametrize(("device", "spearman"), [("pixel3", 0.93), ("gold_6240", 0.94), ("1080ti_32", 0.96)])
+@pytest.mark.parametrize(("device", "spearman"), [("pixel3", 0.96), ("gold_6240", 0.94), ("1080ti_32", 0.96)])
 def test_10_rows_rank_the_space(nb201_data, device: str, spearman: float) -> None:
     space, archs, codes, columns = nb201_data
     _, ours, plain = held_out(space, archs, codes, columns[device], 10, device)
     assert ours["spearman"] >= spearman > plain["spearman"]
+
+
+def test_quality_bar_over_the_14_devices(nb201_data) -> None:
+    """Issue #3's bar: from 100 rows, at least the plain additive table's +-10% and tau on every
+    device and a mean tau >= 0.90 (measured 0.904); from 10 rows a mean Spearman >= 0.95 (0.971)."""
+    space, archs, codes, columns = nb201_data
+    taus, spearmans = [], []
+    for device, y in columns.items():
+        _, ours, plain = held_out(space, archs, codes, y, 100, device)
+        assert ours["within_10pct"] >= plain["within_10pct"] and ours["kendall_tau"] >= plain["kendall_tau"], device
+        taus.append(ours["kendall_tau"])
+        spearmans.append(held_out(space, archs, codes, y, 10, device)[1]["spearman"])
+    assert len(taus) == 14
+    assert np.mean(taus) >= 0.90 and np.mean(spearmans) >= 0.96
 
 
 def test_recovers_an_exactly_additive_device_without_basis() -> None:
@@ -71,6 +85,23 @@ def test_prior_only_when_the_rows_say_so() -> None:
     weights = {k: result.basis_weights.get(k, 0.0) for k in "abc"}
     assert weights["b"] == pytest.approx(2.0, rel=1e-3) and weights["a"] + weights["c"] < 1e-3
     assert counts @ result.entries == pytest.approx(y, rel=1e-3)
+
+
+def test_op_type_scaled_prior_when_one_op_type_differs() -> None:
+    """Rows of a device like basis table b except that its 'conv' entries cost 3x: the
+    op-type-scaled prior recovers it exactly, the plain combination cannot."""
+    rng = np.random.default_rng(1)
+    basis = rng.uniform(0.1, 1.0, size=(3, 8))
+    op_types = ["conv"] * 4 + ["pool"] * 4
+    truth = basis[1] * np.array([3.0] * 4 + [1.0] * 4)
+    counts = rng.integers(0, 3, size=(40, 8)).astype(float)
+    y = counts @ truth
+    types = np.array([[t == g for t in op_types] for g in ("conv", "pool")], dtype=float)
+    prior, w, scales = type_scaled_prior(counts, y, basis, types, ridge=1e-6)
+    assert counts @ prior == pytest.approx(y, rel=1e-3)
+    assert scales[0] / scales[1] == pytest.approx(3.0, rel=1e-2)
+    result = fit_entries(counts, y, basis, ["a", "b", "c"], op_types=op_types)
+    assert result.type_scales and counts @ result.entries == pytest.approx(y, rel=1e-2)
 
 
 def test_rejects_bad_rows() -> None:

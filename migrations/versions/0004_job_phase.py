@@ -1,7 +1,7 @@
 """job phase: what a long step of a running job last reported (differentiable search epochs)
 
-Revision ID: 0003_job_phase
-Revises: 0002_tenant_quotas
+Revision ID: 0004_job_phase
+Revises: 0003_pending_trials
 Create Date: 2026-11-23
 """
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0003_job_phase"
-down_revision = "0002_tenant_quotas"
+revision = "0004_job_phase"
+down_revision = "0003_pending_trials"
 branch_labels = None
 depends_on = None
 
