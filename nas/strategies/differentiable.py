@@ -221,6 +221,8 @@ class DifferentiableStrategy(Strategy):
         out: list[str] = []
         for codes in self._ranked(np.log(np.maximum(search.probabilities(), 1e-30))):
             arch = self.space.decode(codes)
+            if not _computes_something(self.space, arch):
+                continue
             if self._accept(arch):
                 out.append(arch)
                 if len(out) == self.archs_per_weight:
@@ -260,6 +262,15 @@ class DifferentiableStrategy(Strategy):
         self.history = list(state["history"])
         self.search = None
         self._resume_search = state.get("search")
+
+
+def _computes_something(space: Any, arch: str) -> bool:
+    """False for an nb201 cell whose output is a constant zero (no path of non-``none`` ops from
+    input to output): the network then predicts one class whatever the input. A latency penalty
+    drives the supernet towards such cells (they are the cheapest on every table); deriving the
+    next most probable cell instead keeps the sweep's evaluations on real classifiers."""
+    live_edges = getattr(space, "live_edges", None)
+    return live_edges is None or any(live_edges(space.encode(arch)))
 
 
 def _latency_devices(spec: JobSpec) -> list[str]:
