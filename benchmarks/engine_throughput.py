@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from nas.evaluators import read_benchmark_csv
 from nas.service import Quotas, execute_job, register_shipped_tables, submit
@@ -26,6 +24,7 @@ from storage import catalog as catalog_q
 from storage import tenants as tenants_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.migrate import upgrade
+from scratch import fresh_database
 
 CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_hw.csv"
 
@@ -65,17 +64,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         elapsed, n = run(f"sqlite:///{tmp}/bench.db", args.budget)
         print(f"sqlite     {n} evaluations in {elapsed:.2f}s = {n / elapsed:.0f} evaluations/s")
-    name = f"hwnas_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        elapsed, n = run(make_url(args.pg).set(database=name).render_as_string(hide_password=False), args.budget)
+    with fresh_database(args.pg, "bench") as url:
+        elapsed, n = run(url, args.budget)
         print(f"postgresql {n} evaluations in {elapsed:.2f}s = {n / elapsed:.0f} evaluations/s")
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
 
 if __name__ == "__main__":
     main()

@@ -23,8 +23,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from celery import Celery
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from nas.service import Quotas, register_shipped_tables, submit
 from nas.spec import JobSpec
@@ -32,22 +30,9 @@ from storage import jobs as jobs_q
 from storage import tenants as tenants_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.migrate import upgrade
+from scratch import fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@contextmanager
-def fresh_database(server: str) -> Iterator[str]:
-    name = f"hwnas_fan_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def command(sleep_s: float) -> str:
@@ -87,7 +72,7 @@ def workers(count: int, env: dict[str, str], log_dir: Path) -> Iterator[None]:
 def run(server: str, redis_url: str, count: int, evaluations: int, batch: int,
         sleep_s: float) -> tuple[float, int, float]:
     """(seconds the job ran, trials stored, seconds spent in the evaluator summed over trials)."""
-    with fresh_database(server) as url, tempfile.TemporaryDirectory() as logs:
+    with fresh_database(server, "fan") as url, tempfile.TemporaryDirectory() as logs:
         upgrade(url)
         engine = make_engine(url)
         factory = make_session_factory(engine)

@@ -26,8 +26,8 @@ import httpx
 from locust import FastHttpUser, between, task
 from locust.env import Environment
 from locust.stats import stats_history, stats_printer
-from sqlalchemy import create_engine, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import update
+from scratch import fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT.parent / "shared" / "data" / "nb201_hw.csv"
@@ -96,13 +96,15 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
 
-    name = f"hwnas_load_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    with fresh_database(args.pg, "load") as db_url:
+        run_load(args, db_url)
+
+
+def run_load(args: argparse.Namespace, db_url: str) -> None:
+    """The stack on ``db_url``, a running job, then Locust against it."""
     port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "HWNAS_DATABASE_URL": make_url(args.pg).set(database=name).render_as_string(False),
-           "HWNAS_BROKER_URL": args.redis, "HWNAS_QUEUE": f"load-{name}", "HWNAS_PORT": str(port)}
+    env = {**os.environ, "HWNAS_DATABASE_URL": db_url, "HWNAS_BROKER_URL": args.redis,
+           "HWNAS_QUEUE": f"load-{uuid.uuid4().hex[:8]}", "HWNAS_PORT": str(port)}
     logs = Path(tempfile.mkdtemp(prefix="hwnas-load-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -140,8 +142,6 @@ def main() -> None:
             except subprocess.TimeoutExpired:  # the worker waits for its running job: no need here
                 proc.kill()
                 proc.wait()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         print(f"server logs in {logs}")
 
 

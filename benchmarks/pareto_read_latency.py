@@ -23,51 +23,25 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from nas.engine import run_search
-from nas.evaluators.base import Evaluation, Evaluator
 from nas.resolve import build_search
 from nas.service import DbCatalog, DbRecorder, Quotas, register_shipped_tables, submit
 from nas.spec import JobSpec
-from search_spaces import SearchSpace
 from storage import jobs as jobs_q
 from storage import tenants as tenants_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.migrate import upgrade
 from storage.models import Trial
+from scratch import CodeSum, fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class CodeSum(Evaluator):
-    """A trivial objective: the sum of the architecture's choice indices."""
-
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = space
-
-    def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
-        return [Evaluation({"accuracy": float(self.space.encode(a).sum())}) for a in archs]
-
-
-@contextmanager
-def fresh_database(server: str) -> Iterator[str]:
-    name = f"hwnas_pareto_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def load_job(url: str, trials: int, batch: int) -> tuple[str, str]:
@@ -159,7 +133,7 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
-    with fresh_database(args.pg) as url:
+    with fresh_database(args.pg, "pareto") as url:
         job_id, key = load_job(url, args.trials, args.batch)
         with server(url, args.redis) as base, \
                 httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:

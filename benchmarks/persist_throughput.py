@@ -15,14 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from nas.evaluators.base import Evaluation, Evaluator
 from nas.resolve import build_search
 from nas.service import DbCatalog, DbRecorder, Quotas, register_shipped_tables, submit
 from nas.engine import run_search
@@ -31,30 +24,7 @@ from storage import jobs as jobs_q
 from storage import tenants as tenants_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.migrate import upgrade
-
-
-class CodeSum(Evaluator):
-    """A trivial objective: the sum of the architecture's choice indices."""
-
-    def __init__(self, space) -> None:  # type: ignore[no-untyped-def]
-        self.space = space
-
-    def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
-        return [Evaluation({"accuracy": float(self.space.encode(a).sum())}) for a in archs]
-
-
-@contextmanager
-def fresh_database(server: str) -> Iterator[str]:
-    name = f"hwnas_tp_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+from scratch import CodeSum, fresh_database
 
 
 def run_hwnas(url: str, trials: int, batch: int) -> float:
@@ -107,9 +77,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
-    with fresh_database(args.pg) as url:
+    with fresh_database(args.pg, "tp") as url:
         ours = run_hwnas(url, args.trials, args.batch)
-    with fresh_database(args.pg) as url:
+    with fresh_database(args.pg, "tp") as url:
         theirs = run_optuna(url, args.trials)
     print(f"hwnas  {args.trials} trials in {ours:7.1f}s = {args.trials / ours:8.0f} trials/s (batch {args.batch})")
     print(f"optuna {args.trials} trials in {theirs:7.1f}s = {args.trials / theirs:8.0f} trials/s")

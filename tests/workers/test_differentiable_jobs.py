@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from hwnas_client import Client
 
+from hwnas.cli.search import MemoryRecorder
 from nas.catalog import MemoryCatalog
-from nas.engine import Recorder, Summary, TrialRecord, run_search
+from nas.engine import run_search
 from nas.resolve import build_search
 from nas.spec import JobSpec
 from tests.conftest import PrivateRedis, Stack
@@ -52,22 +53,8 @@ def stack(make_stack: Callable[..., Stack], migrated_pg_url: str, private_redis:
     return make_stack(migrated_pg_url, private_redis.url)
 
 
-class Keep(Recorder):
-    def __init__(self) -> None:
-        self.trials: list[TrialRecord] = []
-
-    def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
-        return None, []
-
-    def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
-        self.trials.extend(trials)
-
-    def stop_reason(self) -> str | None:
-        return None
-
-
 def uninterrupted_archs(raw: dict[str, Any]) -> list[str]:
-    recorder = Keep()
+    recorder = MemoryRecorder()
     run_search(build_search(JobSpec.model_validate(raw), MemoryCatalog()), recorder)
     return [t.arch for t in recorder.trials]
 

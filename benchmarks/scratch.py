@@ -1,0 +1,38 @@
+"""What several benchmarks share: a throw-away PostgreSQL database and a trivial objective."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from nas.evaluators.base import Evaluation, Evaluator
+from search_spaces import SearchSpace
+
+
+@contextmanager
+def fresh_database(server: str, prefix: str) -> Iterator[str]:
+    """A new database named ``hwnas_<prefix>_…`` on ``server``, dropped afterwards; yields its URL."""
+    name = f"hwnas_{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class CodeSum(Evaluator):
+    """A trivial objective: the sum of the architecture's choice indices."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+
+    def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
+        return [Evaluation({"accuracy": float(self.space.encode(a).sum())}) for a in archs]
