@@ -214,8 +214,12 @@
       const bar = document.getElementById("job-progress");
       bar.max = j.progress.budget;
       bar.value = j.progress.evaluated;
+      const phase = j.progress.phase;  // a supernet search inside one step: sweep point and epoch
       document.getElementById("job-progress-text").textContent =
-        `${j.progress.evaluated}/${j.progress.budget} evaluated, ${j.progress.failed} failed`;
+        `${j.progress.evaluated}/${j.progress.budget} evaluated, ${j.progress.failed} failed` +
+        (phase && phase.epoch !== undefined && !TERMINAL.includes(j.status)
+          ? ` · ${phase.strategy} sweep point ${phase.sweep_point}/${phase.sweep_points}, epoch ${phase.epoch}/${phase.epochs}`
+          : "");
       document.getElementById("job-hv").textContent = j.hypervolume === null ? "–" : fmt(j.hypervolume, 6);
       if (TERMINAL.includes(j.status)) {
         document.getElementById("cancel-job").disabled = true;

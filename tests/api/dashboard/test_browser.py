@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.dashboard.conftest import ConsoleLog, DashboardServer, screenshot, slow_command_spec
+from tests.api.dashboard.conftest import ConsoleLog, DashboardServer, screenshot, slow_command_spec, wait_for_job
 
 FRONT_COLOUR = "rgb(214, 39, 40)"
 
@@ -205,6 +205,23 @@ def test_live_job_updates_then_cancel_from_the_page(
         assert jobs_console.errors == []
     finally:
         jobs_page.close()
+    assert console.errors == []
+
+
+def test_job_page_shows_the_supernet_epoch_of_a_running_darts_job(
+        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
+    spec = {**slow_command_spec("darts job", budget=2, seconds=0.1),
+            "strategy": {"name": "darts", "params": {"latency_weights": [0.01, 0.3], "epochs": 40}}}
+    job_id = dashboard_server.client.post("/v1/jobs", json=spec).raise_for_status().json()["id"]
+    try:
+        page.goto(f"{dashboard_server.url}/jobs/{job_id}")
+        page.wait_for_function(
+            "/darts sweep point 1\\/2, epoch \\d+\\/40/.test(document.getElementById('job-progress-text').textContent)",
+            timeout=90_000)
+        screenshot(page, "job-darts-epoch")
+    finally:
+        dashboard_server.client.post(f"/v1/jobs/{job_id}/cancel")
+        wait_for_job(dashboard_server.client, job_id)
     assert console.errors == []
 
 
