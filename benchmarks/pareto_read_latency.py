@@ -33,13 +33,12 @@ from sqlalchemy import func, select
 from nas.engine import run_search
 from nas.resolve import build_search
 from nas.service import DbCatalog, DbRecorder, Quotas, register_shipped_tables, submit
-from nas.spec import JobSpec
 from storage import jobs as jobs_q
 from storage import tenants as tenants_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.migrate import upgrade
 from storage.models import Trial
-from scratch import CodeSum, fresh_database
+from scratch import CodeSum, code_sum_spec, fresh_database
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,11 +49,7 @@ def load_job(url: str, trials: int, batch: int) -> tuple[str, str]:
     engine = make_engine(url)
     factory = make_session_factory(engine)
     register_shipped_tables(factory)
-    spec = JobSpec.model_validate({
-        "space": "fbnet", "strategy": {"name": "random"}, "budget": {"evaluations": trials}, "batch_size": batch,
-        "objectives": [{"metric": "accuracy", "goal": "maximize"},
-                       {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-        "evaluator": {"type": "command", "command": "unused: replaced by CodeSum below"}})
+    spec = code_sum_spec(trials, batch)
     with session_scope(factory) as s:
         key = tenants_q.create_key(s, "bench").key
         tenant = tenants_q.get_or_create_tenant(s, "bench").id

@@ -19,23 +19,18 @@ import time
 from nas.resolve import build_search
 from nas.service import DbCatalog, DbRecorder, Quotas, register_shipped_tables, submit
 from nas.engine import run_search
-from nas.spec import JobSpec
 from storage import jobs as jobs_q
 from storage import tenants as tenants_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.migrate import upgrade
-from scratch import CodeSum, fresh_database
+from scratch import CodeSum, code_sum_spec, fresh_database
 
 
 def run_hwnas(url: str, trials: int, batch: int) -> float:
     upgrade(url)
     factory = make_session_factory(make_engine(url))
     register_shipped_tables(factory)
-    spec = JobSpec.model_validate({
-        "space": "fbnet", "strategy": {"name": "random"}, "budget": {"evaluations": trials}, "batch_size": batch,
-        "objectives": [{"metric": "accuracy", "goal": "maximize"},
-                       {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-        "evaluator": {"type": "command", "command": "unused: replaced by CodeSum below"}})
+    spec = code_sum_spec(trials, batch)
     with session_scope(factory) as s:
         tenant = tenants_q.get_or_create_tenant(s, "bench").id
     job, _ = submit(factory, spec, tenant_id=tenant, quotas=Quotas(10, 10**9))

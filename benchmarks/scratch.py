@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from nas.evaluators.base import Evaluation, Evaluator
+from nas.spec import JobSpec
 from search_spaces import SearchSpace
 
 
@@ -36,3 +37,16 @@ class CodeSum(Evaluator):
 
     def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
         return [Evaluation({"accuracy": float(self.space.encode(a).sum())}) for a in archs]
+
+
+def code_sum_spec(evaluations: int, batch: int) -> JobSpec:
+    """A random search on fbnet (more distinct architectures than nb201 has) scored by ``CodeSum``.
+
+    The spec's evaluator is a placeholder: the benchmark replaces ``search.evaluator`` with ``CodeSum``.
+    """
+    return JobSpec.model_validate({
+        "space": "fbnet", "strategy": {"name": "random"}, "budget": {"evaluations": evaluations},
+        "batch_size": batch,
+        "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                       {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
+        "evaluator": {"type": "command", "command": "unused: replaced by CodeSum"}})
