@@ -3,46 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 
-from api.app import create_app
-from hwnas.settings import Settings
 from storage import tenants as tenants_q
-from storage.db import make_engine, make_session_factory, session_scope
-from storage.models import ApiKey, Tenant
-
-SPEC: dict[str, Any] = {
-    "space": "nb201", "budget": {"evaluations": 10},
-    "objectives": [{"metric": "accuracy", "goal": "maximize"},
-                   {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-    "evaluator": {"type": "command", "command": "echo '{\"accuracy\": 1}'"},
-}
-
-
-class Api:
-    def __init__(self, client: TestClient, factory: Any):
-        self.client, self.factory = client, factory
-
-    def key(self, tenant: str, **quotas: int) -> dict[str, str]:
-        with session_scope(self.factory) as s:
-            created = tenants_q.create_key(s, tenant)
-            if quotas:
-                s.execute(update(Tenant).where(Tenant.name == tenant).values(**quotas))
-        return {"Authorization": f"Bearer {created.key}"}
-
+from storage.db import session_scope
+from storage.models import ApiKey
+from tests.api.inprocess import SPEC, Api, running_api
 
 @pytest.fixture
 def api(migrated_pg_url: str, redis_url: str) -> Iterator[Api]:
-    settings = Settings(database_url=migrated_pg_url, broker_url=redis_url, queue=f"unconsumed-{uuid.uuid4().hex}",
-                        max_body_bytes=20_000)
-    with TestClient(create_app(settings)) as client:
-        yield Api(client, make_session_factory(make_engine(migrated_pg_url)))
+    with running_api(migrated_pg_url, redis_url, max_body_bytes=20_000) as api:
+        yield api
 
 
 ENDPOINTS = [("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/jobs/x"), ("GET", "/v1/jobs/x/trials"),

@@ -4,54 +4,27 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
-from hwnas.settings import Settings
 from latency_tables import LatencyEstimator, LatencyTable
 from search_spaces import get_space
 from storage import catalog as catalog_q
-from storage import tenants as tenants_q
-from storage.db import make_engine, make_session_factory, session_scope
-from storage.models import Trial, utcnow
+from storage.db import session_scope
+from tests.api.inprocess import SPEC as BASE_SPEC
+from tests.api.inprocess import Api, running_api
 
 ARCH = "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|"
-SPEC: dict[str, Any] = {
-    "space": "nb201", "budget": {"evaluations": 10}, "seed": 5,
-    "objectives": [{"metric": "accuracy", "goal": "maximize"},
-                   {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-    "evaluator": {"type": "command", "command": "echo '{\"accuracy\": 1}'"},
-}
-
-
-class Api:
-    def __init__(self, client: TestClient, factory: Any):
-        self.client, self.factory = client, factory
-
-    def key(self, tenant: str) -> dict[str, str]:
-        with session_scope(self.factory) as s:
-            return {"Authorization": f"Bearer {tenants_q.create_key(s, tenant).key}"}
-
-    def add_trial(self, job_id: str, seq: int, arch: str) -> int:
-        with session_scope(self.factory) as s:
-            trial = Trial(job_id=job_id, seq=seq, arch=arch, arch_hash="x", status="completed",
-                          metrics={"accuracy": 90.0}, started_at=utcnow(), finished_at=utcnow(), duration_s=0.1)
-            s.add(trial)
-            s.flush()
-            return trial.id
+SPEC: dict[str, Any] = {**BASE_SPEC, "seed": 5}
 
 
 @pytest.fixture
 def api(migrated_pg_url: str, redis_url: str) -> Iterator[Api]:
-    settings = Settings(database_url=migrated_pg_url, broker_url=redis_url, queue=f"unconsumed-{uuid.uuid4().hex}")
-    with TestClient(create_app(settings)) as client:
-        yield Api(client, make_session_factory(make_engine(migrated_pg_url)))
+    with running_api(migrated_pg_url, redis_url) as api:
+        yield api
 
 
 def unzip(content: bytes) -> dict[str, bytes]:
