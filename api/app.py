@@ -13,8 +13,8 @@ from api.auth import KeyCache
 from api.limits import BodySizeLimit
 from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from api.routers import catalog, exports, health, jobs
-from hwnas import __version__
-from hwnas.settings import Settings, get_settings
+from hwnas_settings.version import __version__
+from hwnas_settings import Settings, get_settings
 from nas.local_worker import LocalWorker
 from nas.service import register_shipped_tables
 from storage.db import make_engine, make_session_factory

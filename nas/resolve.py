@@ -9,15 +9,14 @@ import numpy as np
 
 from latency_tables import LatencyEstimator, estimator_for, TableError
 from nas.catalog import Catalog, SpecError
-from nas.evaluators import (BenchmarkEvaluator, CommandEvaluator, DatasetError, Evaluator, ProxyEvaluator,
-                            TrainEvaluator, load_dataset)
+from nas.evaluators import Evaluator
+from nas.evaluators.kinds import evaluator_kind
 from nas.footprint import (StaticMetrics, check_reachable, energy_estimators, limit_constraints,
                            static_names)
 from nas.pareto import Objective
 from search_spaces.metrics import STATIC_METRICS
 from nas.problem import Problem
-from nas.spec import (BenchmarkEvaluatorSpec, CommandEvaluatorSpec, ConstraintSpec, JobSpec, ProxyEvaluatorSpec,
-                      TrainEvaluatorSpec, _MetricRef, metric_key)
+from nas.spec import ConstraintSpec, JobSpec, _MetricRef, metric_key
 from nas.strategies import STRATEGIES, Strategy
 from search_spaces import SearchSpace, get_space
 
@@ -57,20 +56,7 @@ def check_spec(spec: JobSpec, catalog: Catalog) -> None:
     located = resolved_constraints(spec, catalog)
     space = get_space(spec.space)
     check_reachable(located, StaticMetrics(space, [c.metric for _, c in located if c.metric in STATIC_METRICS]))
-    ev = spec.evaluator
-    if isinstance(ev, BenchmarkEvaluatorSpec):
-        info = catalog.benchmark_info(ev.table)
-        if info is None:
-            raise SpecError("evaluator.table", f"unknown benchmark table {ev.table!r}", catalog.benchmark_names())
-        if info.space != spec.space:
-            raise SpecError("evaluator.table", f"benchmark {ev.table!r} is for space {info.space!r}, "
-                            f"not {spec.space!r}")
-        if ev.metric not in info.columns:
-            raise SpecError("evaluator.metric", f"benchmark {ev.table!r} has no column {ev.metric!r}",
-                            info.columns)
-    if isinstance(ev, (TrainEvaluatorSpec, ProxyEvaluatorSpec)) and ev.dataset != "digits" \
-            and not ev.dataset.endswith(".npz"):
-        raise SpecError("evaluator.dataset", "dataset must be 'digits' or a path to an .npz file")
+    evaluator_kind(spec).check(spec, catalog)
     try:
         STRATEGIES[spec.strategy.name](Problem(get_space(spec.space), [], spec=spec), spec.seed,
                                        **spec.strategy.params)
@@ -160,23 +146,7 @@ def build_evaluator(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) 
 
 
 def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
-    ev = spec.evaluator
-    if isinstance(ev, BenchmarkEvaluatorSpec):
-        data = catalog.benchmark(ev.table)
-        assert data is not None
-        return BenchmarkEvaluator(data, ev.metric, space)
-    if isinstance(ev, CommandEvaluatorSpec):
-        return CommandEvaluator(ev.command, ev.timeout_s, ev.retries, cwd=cwd)
-    try:
-        dataset = load_dataset(ev.dataset, seed=spec.seed)
-    except DatasetError as exc:
-        raise SpecError("evaluator.dataset", str(exc)) from None
-    if isinstance(ev, ProxyEvaluatorSpec):
-        return ProxyEvaluator(space, dataset, proxy=ev.proxy, seed=spec.seed, batch_size=ev.batch_size,
-                              width=ev.width, cells_per_stage=ev.cells_per_stage)
-    return TrainEvaluator(space, dataset, seed=spec.seed, epochs=ev.epochs, width=ev.width,
-                          cells_per_stage=ev.cells_per_stage, batch_size=ev.batch_size,
-                          learning_rate=ev.learning_rate)
+    return evaluator_kind(spec).build(spec, space, catalog, cwd)
 
 
 def reference_point(spec: JobSpec, estimators: dict[str, LatencyEstimator],

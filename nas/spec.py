@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from nas.registry import STRATEGIES
 from search_spaces import SPACES
 from search_spaces.metrics import STATIC_METRICS
 
@@ -49,21 +50,13 @@ def _enum_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], N
     return extra
 
 
-def _strategy_names() -> Iterable[str]:
-    from nas.strategies import STRATEGIES
-
-    return STRATEGIES
-
-
 class StrategySpec(_Strict):
-    name: str = Field(default="evolution", json_schema_extra=_enum_of(_strategy_names))
+    name: str = Field(default="evolution", json_schema_extra=_enum_of(STRATEGIES.names))
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        from nas.strategies import STRATEGIES
-
         return one_of(name, STRATEGIES, "strategy")
 
 

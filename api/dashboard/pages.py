@@ -26,7 +26,7 @@ from api.dashboard.jobrows import MAX_ROWS, SORTS, STATUSES, age, arrange, job_r
 from api.dashboard.series import job_series
 from api.deps import SessionFactory
 from api.problems import Problem
-from hwnas import __version__
+from hwnas_settings.version import __version__
 from search_spaces import SPACES, InvalidArchitecture
 from storage import catalog as catalog_q
 from storage import jobs as jobs_q

@@ -20,7 +20,7 @@ from hwnas.cli.export import export
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
 from hwnas.cli.tables import app as tables_app
-from hwnas.settings import Settings
+from hwnas_settings import Settings
 
 app = typer.Typer(help="Hardware-aware neural architecture search.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)

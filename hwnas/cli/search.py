@@ -13,26 +13,12 @@ from pydantic import ValidationError
 from hwnas.cli.render import console, fail, front_table, progress_bar
 from latency_tables import TableError, load_table
 from nas.catalog import MemoryCatalog, SpecError
-from nas.engine import Recorder, Summary, TrialRecord, run_search
+from nas.engine import MemoryRecorder, Summary, TrialRecord, run_search
 from nas.evaluators import BenchmarkError, read_benchmark_csv
 from nas.fanout import ThreadedDispatch, threads_safe
 from nas.resolve import build_search
 from nas.spec import JobSpec, metric_key
 from search_spaces import SPACES, get_space
-
-
-class MemoryRecorder(Recorder):
-    def __init__(self) -> None:
-        self.trials: list[TrialRecord] = []
-
-    def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
-        return None, []
-
-    def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
-        self.trials.extend(trials)
-
-    def stop_reason(self) -> str | None:
-        return None
 
 
 def _spec_from_flags(space: str, strategy: str, budget: int, seed: int, devices: list[str],
@@ -66,7 +52,7 @@ def _load_benchmark(catalog: MemoryCatalog, ref: str, space: str, database_url: 
             fail(str(exc), "pass a CSV with an 'arch' column, or the name of a registered benchmark")
         catalog.benchmarks[data.name] = data
         return data.name
-    from hwnas.settings import Settings
+    from hwnas_settings import Settings
     from nas.service import DbCatalog
     from storage.db import make_engine, make_session_factory
 

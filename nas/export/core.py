@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas import __version__
+from hwnas_settings.version import __version__
 from latency_tables import estimator_for, LatencyTable, TableError
 from latency_tables.table import FORMAT as TABLE_FORMAT
 from nas.export.codegen import ExportError, ModelConfig, config_for, load_module, standalone_source
