@@ -19,6 +19,7 @@ from hwnas.cli.demo import demo
 from hwnas.cli.export import export
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
+from hwnas.cli.spaces import app as spaces_app
 from hwnas.cli.tables import app as tables_app
 from hwnas_settings import Settings
 
@@ -31,6 +32,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="benchmarks")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tables_app, name="tables")
+app.add_typer(spaces_app, name="spaces")
 app.command()(search)
 app.command()(demo)
 app.command()(bench)

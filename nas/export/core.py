@@ -41,12 +41,16 @@ class ExportResult:
     manifest: dict[str, Any]
 
 
-def resolve(space_name: str, arch: str) -> tuple[SearchSpace, str]:
-    """(space, normalised architecture); unknown names and unparsable strings raise ExportError."""
-    try:
-        space = get_space(space_name)
-    except KeyError as exc:
-        raise ExportError(str(exc.args[0])) from None
+def resolve(space_name: str | SearchSpace, arch: str) -> tuple[SearchSpace, str]:
+    """(space, normalised architecture); unknown names and unparsable strings raise ExportError.
+    A space object (a job's pinned one, a definition file's) is taken as it is."""
+    if isinstance(space_name, SearchSpace):
+        space = space_name
+    else:
+        try:
+            space = get_space(space_name)
+        except KeyError as exc:
+            raise ExportError(str(exc.args[0])) from None
     try:
         return space, space.normalize(arch)
     except InvalidArchitecture as exc:
@@ -154,7 +158,7 @@ def write_onnx(model: Any, config: ModelConfig, path: Path, seed: int) -> dict[s
             "tolerance": ONNX_TOLERANCE, "input": "input", "output": "logits"}
 
 
-def export_architecture(space_name: str, arch: str, fmt: str, out_dir: Path, *,
+def export_architecture(space_name: str | SearchSpace, arch: str, fmt: str, out_dir: Path, *,
                         tables: Sequence[LatencyTable], tables_source: str, seed: int = 0,
                         weights: Mapping[str, Any] | None = None, used_devices: Sequence[str] = (),
                         job: dict[str, Any] | None = None) -> ExportResult:
