@@ -46,7 +46,7 @@ def list_search_spaces(factory: SessionFactory, caller: CallerDep) -> list[Searc
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SearchSpaceRegistered,
              operation_id="register_search_space",
              responses={200: {"description": "This definition already was the current one of its name",
-                              "model": SearchSpaceRegistered}, **problem_responses(409, 413)})
+                              "model": SearchSpaceRegistered}, **problem_responses(400, 409, 413)})
 def register_search_space(
         definition: Annotated[dict[str, Any], Body(description="A search space definition (hwnas.space/1)")],
         response: Response, factory: SessionFactory, caller: CallerDep) -> SearchSpaceRegistered:

@@ -25,8 +25,8 @@ def test_a_registered_space_job_on_the_worker_survives_a_re_registration(celery_
     engine.dispose()
     headers = {"Authorization": f"Bearer {celery_stack.api_key}"}
     with httpx.Client(base_url=celery_stack.url, headers=headers, timeout=30) as http:
-        r = http.post("/v1/search-spaces", json=MBV2)
-        assert r.status_code == 201, r.text
+        with Client(celery_stack.url, api_key=celery_stack.api_key) as client:
+            assert client.register_space(MBV2)["content_hash"] == v1.content_hash
         assert http.post("/v1/devices", json=latency_table(v1)).status_code == 201
         spec = {"name": "registered space", "space": "mbv2-160", "budget": {"evaluations": 8}, "seed": 4,
                 "strategy": {"name": "evolution", "params": {"population_size": 4, "sample_size": 2}},
@@ -42,7 +42,8 @@ def test_a_registered_space_job_on_the_worker_survives_a_re_registration(celery_
             assert len(trials) == 8 and all(rows[t.arch]["acc"] == t.metrics["accuracy"] for t in trials)
             assert front.trials and done.spec["space_hash"] == v1.content_hash
 
-            assert http.post("/v1/search-spaces", json=MBV2_V2).json()["version"] == 2
+            assert client.register_space(MBV2_V2)["version"] == 2
+            assert client.search_space("mbv2-160")["content_hash"] == space_of(MBV2_V2).content_hash
             again = client.get(job.id)
             assert again.spec == done.spec and again.hypervolume == done.hypervolume
             assert [t.arch for t in client.trials(job.id)] == [t.arch for t in trials]
