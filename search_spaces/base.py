@@ -150,6 +150,12 @@ class SearchSpace(ABC):
         """
 
     # ---- hooks with defaults or MissingHook ---------------------------------------------
+    def has_hook(self, hook: str) -> bool:
+        """Whether this space implements ``hook`` itself (one that raises MissingHook by default),
+        so a caller can refuse a job up front instead of failing it later."""
+        mine = getattr(type(self), hook, None)
+        return mine is not None and mine is not getattr(SearchSpace, hook, None)
+
     def build_supernet(self, *, num_classes: int | None = None, in_channels: int | None = None,
                        **options: Any):  # -> torch.nn.Module
         """The weight-sharing supernet for the differentiable strategies.
