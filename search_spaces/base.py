@@ -280,9 +280,12 @@ class SearchSpace(ABC):
         return self.decode([int(rng.integers(d)) for d in self.dims])
 
     def mutate(self, arch: str, rng: np.random.Generator) -> str:
-        """Change one position to a different choice."""
+        """Change one position (among those with a choice to make) to a different choice."""
         codes = self.encode(arch).copy()
-        pos = int(rng.integers(len(codes)))
+        movable = [p for p, d in enumerate(self.dims) if d > 1]
+        if not movable:
+            return self.decode(codes)
+        pos = movable[int(rng.integers(len(movable)))]
         new = int(rng.integers(self.dims[pos] - 1))
         codes[pos] = new if new < codes[pos] else new + 1
         return self.decode(codes)
