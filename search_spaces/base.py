@@ -150,6 +150,12 @@ class SearchSpace(ABC):
         """
 
     # ---- hooks with defaults or MissingHook ---------------------------------------------
+    def has_hook(self, hook: str) -> bool:
+        """Whether this space implements ``hook`` itself (one that raises MissingHook by default),
+        so a caller can refuse a job up front instead of failing it later."""
+        mine = getattr(type(self), hook, None)
+        return mine is not None and mine is not getattr(SearchSpace, hook, None)
+
     def build_supernet(self, *, num_classes: int | None = None, in_channels: int | None = None,
                        **options: Any):  # -> torch.nn.Module
         """The weight-sharing supernet for the differentiable strategies.
@@ -274,9 +280,12 @@ class SearchSpace(ABC):
         return self.decode([int(rng.integers(d)) for d in self.dims])
 
     def mutate(self, arch: str, rng: np.random.Generator) -> str:
-        """Change one position to a different choice."""
+        """Change one position (among those with a choice to make) to a different choice."""
         codes = self.encode(arch).copy()
-        pos = int(rng.integers(len(codes)))
+        movable = [p for p, d in enumerate(self.dims) if d > 1]
+        if not movable:
+            return self.decode(codes)
+        pos = movable[int(rng.integers(len(movable)))]
         new = int(rng.integers(self.dims[pos] - 1))
         codes[pos] = new if new < codes[pos] else new + 1
         return self.decode(codes)

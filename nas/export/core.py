@@ -43,7 +43,8 @@ class ExportResult:
 
 def resolve(space_name: str | SearchSpace, arch: str) -> tuple[SearchSpace, str]:
     """(space, normalised architecture); unknown names and unparsable strings raise ExportError.
-    A space object (a job's pinned one, a definition file's) is taken as it is."""
+
+    ``space_name`` may be a space already (one read from a definition file, a job's pinned one)."""
     if isinstance(space_name, SearchSpace):
         space = space_name
     else:
@@ -195,7 +196,9 @@ def export_architecture(space_name: str | SearchSpace, arch: str, fmt: str, out_
         "format": MANIFEST_FORMAT, "export_format": fmt,
         "files": {name: {"sha256": _sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
                   for name in files},
-        "space": space.name, "arch": arch, "canonical_hash": canonical_hash, "seed": seed,
+        "space": space.name, "space_content_hash": space.content_hash, "arch": arch,
+        "canonical_hash": canonical_hash, "seed": seed,
+        **({"space_definition": space.definition()} if space.definition().get("type") != "code" else {}),
         "model": {**config.kwargs, "input_shape": list(config.input_shape)},
         "weights": _weights_note(fmt, seed, trained=weights is not None),
         **extra,
