@@ -21,6 +21,9 @@ from nas.spec import JobSpec, metric_key
 from search_spaces import SPACES, SpaceDefinitionError, resolve_space
 
 
+DEFAULT_SPACE = "nb201"
+
+
 def _spec_from_flags(space: str, strategy: str, budget: int, seed: int, devices: list[str],
                      evaluator: dict[str, Any], max_latency: float | None) -> dict[str, Any]:
     objectives: list[dict[str, Any]] = [{"metric": "accuracy", "goal": "maximize"}]
@@ -87,7 +90,7 @@ def search(
     spec_file: Annotated[Path | None, typer.Option("--spec", help="Job spec JSON (as POST /v1/jobs takes)")] = None,
     space: Annotated[str | None, typer.Option(
         help=f"Search space: {', '.join(sorted(SPACES))} or a definition file (hwnas.space/1 JSON); "
-             "default nb201, with --spec the spec's")] = None,
+             f"default {DEFAULT_SPACE}, with --spec the spec's")] = None,
     strategy: Annotated[str, typer.Option(help="Search strategy (see `hwnas strategies`)")] = "evolution",
     budget: Annotated[int, typer.Option(help="Evaluations to spend")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
@@ -107,7 +110,7 @@ def search(
     """Run one search here and print its Pareto front."""
     catalog = MemoryCatalog()
     space_name = _space_option(catalog, space)
-    space = space_name or "nb201"
+    space = space_name or DEFAULT_SPACE
     table_devices: list[str] = []
     for path in latency_table or []:
         try:
