@@ -124,17 +124,19 @@ class SpaceNameTaken(ValueError):
     """A registration under the name of a shipped space."""
 
 
-def register_space(factory: sessionmaker[Session], definition: Any, *, tenant_id: int) -> tuple[SearchSpace, bool]:
+def register_space(factory: sessionmaker[Session], definition: Any, *,
+                   tenant_id: int) -> tuple[SearchSpace, int, bool]:
     """Parse ``definition`` (SpaceDefinitionError listing every problem with its JSON path) and
-    make it the tenant's current definition of its name. Returns (space, changed)."""
+    make it the tenant's current definition of its name. Returns (space, its version, changed)."""
     space = parse_space_definition(definition)
     if space.name in SPACES:
         raise SpaceNameTaken(f"{space.name!r} is a shipped search space; give yours another name")
     with session_scope(factory) as s:
         tenants_q.lock_tenant(s, tenant_id)  # one registration of a tenant at a time: versions stay in order
-        _, changed = spaces_q.register(s, tenant_id=tenant_id, name=space.name, content_hash=space.content_hash,
-                                       definition=definition)
-    return space, changed
+        row, changed = spaces_q.register(s, tenant_id=tenant_id, name=space.name, content_hash=space.content_hash,
+                                         definition=definition)
+        version = row.version
+    return space, version, changed
 
 
 def register_shipped_tables(factory: sessionmaker[Session]) -> int:

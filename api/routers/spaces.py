@@ -60,16 +60,12 @@ def register_search_space(
     if size > MAX_DEFINITION_BYTES:
         raise Problem(413, "Definition too large", f"the definition is {size} bytes; at most {MAX_DEFINITION_BYTES}")
     try:
-        space, changed = service.register_space(factory, definition, tenant_id=caller.tenant_id)
+        space, version, changed = service.register_space(factory, definition, tenant_id=caller.tenant_id)
     except SpaceDefinitionError as exc:
         raise Problem(422, "Invalid search space definition", "; ".join(f"{p}: {m}" for p, m in exc.errors),
                       [field_error(p, m) for p, m in exc.errors]) from None
     except service.SpaceNameTaken as exc:
         raise Problem(409, "Search space name taken", str(exc), [field_error("$.name", str(exc))]) from None
-    with session_scope(factory) as s:
-        row = spaces_q.current_row(s, caller.tenant_id, space.name)
-        assert row is not None
-        version = row.version
     if not changed:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/search-spaces/{space.name}"

@@ -140,6 +140,8 @@ def test_a_pinned_job_runs_and_exports_on_its_definition_after_a_re_registration
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
         exported = json.loads(zf.read("architecture.json"))
     assert exported["arch"] == only_v1 and exported["codes"] == v1.encode(only_v1).tolist()
+    page = api.client.get(f"/jobs/{job_id}/trials/6", headers=alice)  # the dashboard's architecture view
+    assert page.status_code == 200 and only_v1 in page.text
 
     # a new job pins the new definition; one pinning a hash the name never had is refused
     api.client.post("/v1/devices", json=latency_table(v2), headers=alice)
