@@ -33,7 +33,7 @@ class StaticMetrics:
             dims = np.asarray(space.dims)
             self.radix = np.concatenate([np.cumprod(dims[::-1])[::-1][1:], [1]]).astype(np.int64)
             every = np.stack(np.unravel_index(np.arange(space.size), tuple(space.dims)), axis=1)
-            self.table = static_metrics(space, every, self.names)  # (largest_codes may be just the maximisers)
+            self.table = static_metrics(space, every, self.names)
 
     def predict(self, archs: Sequence[str]) -> dict[str, np.ndarray]:
         if not self.names:

@@ -29,7 +29,7 @@ def fail_definition(exc: Exception) -> NoReturn:
                       f"({len(errors)} problem{'s' if len(errors) != 1 else ''})")
     for path, message in errors:
         err_console.print(f"  {path}: {message}", markup=False, highlight=False)
-    err_console.print("[dim]hint:[/] fix each field named above (README: Search spaces describes the format)")
+    err_console.print("[dim]hint:[/] fix each field named above (docs/search-spaces.md describes the format)")
     raise typer.Exit(1)
 
 
