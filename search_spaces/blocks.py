@@ -500,8 +500,9 @@ class BlockSpace(SearchSpace):
                     f'<text x="{x + box_w / 2:.0f}" y="120" text-anchor="middle" font-size="10">'
                     f'{layer.resolution}px s{layer.stride}</text></g>')
                 x += box_w + gap
-            cells.append(f'<text x="{first:.0f}" y="28" font-size="12" font-weight="bold">stage {s + 1}: '
-                         f'{stage["channels"]} ch, stride {stage["stride"]}</text>')
+            cells.append(f'<g class="stage" data-stage="{s}"><text x="{first:.0f}" y="16" font-size="12" '
+                         f'font-weight="bold">stage {s + 1}</text><text x="{first:.0f}" y="32" font-size="11">'
+                         f'{stage["channels"]} ch, s{stage["stride"]}</text></g>')
             x += stage_gap - gap
         width = x + 10
         head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="arch-diagram" viewBox="0 0 {width:.0f} 150" '
