@@ -177,6 +177,9 @@ class JobSpec(_Strict):
     #: Apply the target device's declared budgets (SRAM, flash, latency) as constraints.
     device_limits: bool = False
     evaluator: EvaluatorSpec
+    #: Let strategies propose degenerate architectures (``SearchSpace.is_degenerate``: e.g. an nb201
+    #: cell whose output no real op reaches); by default they are skipped.
+    keep_degenerate: bool = False
     #: Hypervolume reference per objective key; defaults are documented in nas.pareto.
     reference_point: dict[str, float] | None = None
     batch_size: int = Field(default=1, ge=1, le=1024)
