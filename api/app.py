@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import dashboard, problems
+from api import dashboard, openapi, problems
 from api.auth import KeyCache
 from api.limits import BodySizeLimit
 from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -63,4 +63,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for router in (jobs.router, exports.router, catalog.router, health.router, dashboard.router):
         app.include_router(router)
+    openapi.install(app)
     return app
