@@ -48,29 +48,66 @@ def _best_key(spec: dict[str, Any], reference: dict[str, float]) -> str:
     return json.dumps([parts, reference], sort_keys=True, default=str)
 
 
-def _best(factory: Any, job: Job) -> BestFront | None:
-    reference = job.reference_point or {}
-    key = _best_key(job.spec, reference)
-    with _best_lock:
-        if key in _best_cache:
-            _best_cache.move_to_end(key)
-            return _best_cache[key]
+_MISSING = object()
+_pending: dict[str, threading.Event] = {}
+
+
+def _compute(factory: Any, key: str, spec: dict[str, Any], reference: dict[str, float]) -> None:
     try:
-        value = best_front(JobSpec.model_validate(job.spec), reference, DbCatalog(factory))
+        value = best_front(JobSpec.model_validate(spec), reference, DbCatalog(factory))
     except Exception:  # a table or benchmark removed since the job ran: no scale, not an error page
         value = None
     with _best_lock:
         _best_cache[key] = value
         while len(_best_cache) > _CACHE_SIZE:
             _best_cache.popitem(last=False)
-    return value
+        done = _pending.pop(key, None)
+    if done:
+        done.set()
 
 
-def normalised_hv(factory: Any, job: Job, front: Sequence[Trial] | None = None) -> dict[str, Any] | None:
-    """{"fraction", "scale", "kind": "best" | "own", "basis"} for the job's stored hypervolume."""
+def _best(factory: Any, job: Job, wait: bool) -> BestFront | None:
+    """The job's best front from the cache; computed here when ``wait`` (series.json, compare.json),
+    else in a background thread while the caller shows what it has (the pages, the jobs list).
+    A benchmark's best front takes ~1-2 s on an idle core; many jobs share one (same space, benchmark,
+    objectives, constraints and reference point), so the cache is keyed by those."""
+    reference = job.reference_point or {}
+    key = _best_key(job.spec, reference)
+    with _best_lock:
+        value = _best_cache.get(key, _MISSING)
+        if value is not _MISSING:
+            _best_cache.move_to_end(key)
+            return value  # type: ignore[return-value]
+        running = _pending.get(key)
+        if running is None:
+            running = _pending[key] = threading.Event()
+            start = True
+        else:
+            start = False
+    if start and wait:
+        _compute(factory, key, job.spec, reference)
+    elif start:
+        threading.Thread(target=_compute, args=(factory, key, job.spec, reference), daemon=True,
+                         name="hwnas-best-front").start()
+    if wait:
+        running.wait(120)
+    with _best_lock:
+        value = _best_cache.get(key, None)
+    return value  # type: ignore[return-value]
+
+
+def normalised_hv(factory: Any, job: Job, front: Sequence[Trial] | None = None,
+                  wait: bool = True) -> dict[str, Any] | None:
+    """{"fraction", "scale", "kind": "best" | "own", "basis"} for the job's stored hypervolume.
+
+    Without ``wait`` a best front not yet computed gives None (it is being computed meanwhile)."""
     if job.hypervolume is None:
         return None
-    best = _best(factory, job)
+    best = _best(factory, job, wait)
+    if best is None and not wait:
+        with _best_lock:
+            if _best_key(job.spec, job.reference_point or {}) in _pending:
+                return None
     if best is not None and best.hypervolume > 0:
         return {"fraction": job.hypervolume / best.hypervolume, "scale": best.hypervolume, "kind": "best",
                 "basis": f"the best front of {best.basis} ({best.candidates} candidates under the job's rules)"}

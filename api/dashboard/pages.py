@@ -83,7 +83,7 @@ def _jobs_context(factory: SessionFactory, tenant_id: int, status: str | None, q
     status = status if status in STATUSES else None
     with session_scope(factory) as s:
         jobs, total = jobs_q.list_jobs(s, status=status, limit=MAX_ROWS, tenant_id=tenant_id)
-    rows = [job_row(j, normalised_hv(factory, j)) for j in jobs]
+    rows = [job_row(j, normalised_hv(factory, j, wait=False)) for j in jobs]
     rows = arrange(rows, sort=sort, descending=order != "asc", query=q)
     return {"rows": rows, "total": total, "shown_limit": MAX_ROWS, "status": status or "", "q": q,
             "sort": sort, "order": "asc" if order == "asc" else "desc", "sorts": SORTS, "statuses": STATUSES,
@@ -120,7 +120,7 @@ def job_page(request: Request, job_id: str, factory: SessionFactory, caller: Vie
         return _not_found(request, f"job {job_id}")
     spec = JobSpec.model_validate(job.spec)
     return _page(request, "job.html", title=job.name or job.id, job=job, row=job_row(job),
-                 terminal=job.status in jobs_q.TERMINAL, hv=normalised_hv(factory, job),
+                 terminal=job.status in jobs_q.TERMINAL, hv=normalised_hv(factory, job, wait=False),
                  y_label=metric_label(spec, spec.objectives[0].key))
 
 

@@ -210,6 +210,7 @@
       const t1 = performance.now();
       for (const k of Object.keys(extra)) delete extra[k];
       series = s;
+      showHv(s.hypervolume_stored);
       fillAxisChoices(s);
       await drawPareto(s);
       await drawHypervolume(s);
@@ -415,6 +416,15 @@
       div.dataset.scale = scale ? scale.kind : "raw";
     }
 
+    function showHv(hv) {
+      const scale = series && series.hv_scale;
+      document.getElementById("job-hv").textContent = hv === null || hv === undefined ? DASH
+        : scale ? `${fmt.pct(hv / scale.scale)} of ${scale.kind === "best" ? "the best front" : "the job's own box"}`
+          : sig(hv, 4);
+      const raw = document.getElementById("job-hv-raw");
+      if (raw && hv !== null && hv !== undefined) raw.textContent = `raw ${sig(hv, 4)}` + (scale ? `; 100 % = ${scale.basis}` : "");
+    }
+
     function showJob(j) {
       status = j.status;
       root.dataset.status = j.status;
@@ -431,10 +441,7 @@
         (phase && phase.epoch !== undefined && !TERMINAL.includes(j.status)
           ? ` · ${phase.strategy} sweep point ${phase.sweep_point}/${phase.sweep_points}, epoch ${phase.epoch}/${phase.epochs}`
           : "");
-      const scale = series && series.hv_scale;
-      document.getElementById("job-hv").textContent = j.hypervolume === null ? DASH
-        : scale ? `${fmt.pct(j.hypervolume / scale.scale)} of ${scale.kind === "best" ? "the best front" : "the job's own box"}`
-          : sig(j.hypervolume, 4);
+      showHv(j.hypervolume);
       if (TERMINAL.includes(j.status)) {
         document.getElementById("cancel-job").disabled = true;
         const state = document.getElementById("cancel-state");
