@@ -161,6 +161,14 @@ def test_shortlist_filters_by_budget_and_status_sorts_and_picks_columns(
     order = [int(s) for s in rows.evaluate_all("rs => rs.map(r => r.dataset.seq)")]
     by_latency = {t["seq"]: t["metrics"]["latency_ms@pixel3"] for t in front}
     assert [by_latency[s] for s in order] == sorted(by_latency[s] for s in order)
+    # one formatter: the page's numbers follow api/dashboard/formatting.py's rules exactly
+    cases = [("pct", "percent", v) for v in (0.0104, 0.667, 1.0430512870739705, 0.5)] + \
+            [("si", "si", v) for v in (51036800, 1500, 999, 2.5e9)] + \
+            [("dur", "duration_s", v) for v in (8e-06, 0.0123, 75.0, 3600.0)] + \
+            [("ms", "milliseconds", v) for v in (0.004, 3.21, 1234.0)] + [("kb", "kilobytes", v) for v in (48.0, 2048.0)]
+    from api.dashboard import formatting
+    got = page.evaluate("cases => cases.map(([js, , v]) => window.hwnasFormat[js](v))", cases)
+    assert got == [getattr(formatting, py)(v) for _, py, v in cases]
     page.get_by_label("Show", exact=True).select_option("sound")
     page.wait_for_function("document.getElementById('shortlist-caption').textContent.includes('front architectures shown')")
     assert console.errors == []

@@ -7,7 +7,9 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -163,3 +165,22 @@ def test_trial_page_links_to_working_exports(dashboard_server: DashboardServer) 
     assert r.status_code == 200
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
     assert any(n.endswith("manifest.json") for n in names)
+
+
+def test_cli_pareto_shows_trial_ids_sorted_by_the_first_objective(dashboard_server: DashboardServer) -> None:
+    from tests.conftest import hwnas_cmd
+
+    job = dashboard_server.jobs["multi"]
+    front = dashboard_server.client.get(f"/v1/jobs/{job['id']}/pareto").json()["trials"]
+    run = subprocess.run(hwnas_cmd("pareto", job["id"], "--url", dashboard_server.url),
+                         env={**os.environ, "COLUMNS": "250", "HWNAS_API_KEY": "unused-in-embedded-mode"},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
+    cells = [[c.strip() for c in r.strip("│").split("│")] for r in rows]
+    by_id = {t["id"]: t for t in front}
+    assert sorted(int(c[1]) for c in cells) == sorted(by_id)  # every trial id, once
+    assert [int(c[2]) for c in cells] == [by_id[int(c[1])]["seq"] for c in cells]
+    accuracies = [by_id[int(c[1])]["metrics"]["accuracy"] for c in cells]
+    assert accuracies == sorted(accuracies, reverse=True)  # best first
+    assert "trial id" in run.stdout and "hwnas export" in run.stdout
