@@ -21,9 +21,9 @@ from latency_tables import estimator_for
 from nas.catalog import Catalog
 from nas.footprint import ENUMERATION_LIMIT, StaticMetrics, energy_estimators, static_names
 from nas.pareto import Objective, hypervolume
-from nas.resolve import build_estimators, resolved_constraints
+from nas.resolve import build_estimators, job_space, resolved_constraints
 from nas.spec import BenchmarkEvaluatorSpec, JobSpec, metric_key
-from search_spaces import get_space
+from search_spaces.base import SearchSpace
 
 #: Metrics an evaluator provides; every other objective is free (tables, space definition).
 EVALUATED = {"accuracy"}
@@ -37,8 +37,7 @@ class BestFront:
     candidates: int
 
 
-def _candidates(spec: JobSpec, catalog: Catalog) -> tuple[list[str], dict[str, np.ndarray], str] | None:
-    space = get_space(spec.space)
+def _candidates(spec: JobSpec, catalog: Catalog, space: SearchSpace) -> tuple[list[str], dict[str, np.ndarray], str] | None:
     needs_evaluator = any(o.metric in EVALUATED for o in spec.objectives)
     ev = spec.evaluator
     if isinstance(ev, BenchmarkEvaluatorSpec):
@@ -59,11 +58,11 @@ def best_front(spec: JobSpec, reference: dict[str, float], catalog: Catalog) -> 
     objectives = [Objective(o.key, o.goal == "maximize") for o in spec.objectives]
     if any(o.key not in reference for o in objectives):
         return None
-    found = _candidates(spec, catalog)
+    space = job_space(spec, catalog)
+    found = _candidates(spec, catalog, space)
     if found is None:
         return None
     archs, values, basis = found
-    space = get_space(spec.space)
     if not spec.keep_degenerate:
         keep = np.array([not space.is_degenerate(a) for a in archs], dtype=bool)
         archs = [a for a, k in zip(archs, keep, strict=True) if k]

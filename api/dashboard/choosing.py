@@ -22,7 +22,8 @@ from api.dashboard.series import duplicates_of, metric_label
 from nas.best_front import BestFront, best_front, own_box
 from nas.service import DbCatalog
 from nas.spec import JobSpec
-from search_spaces import SPACES
+from nas.resolve import job_space
+from search_spaces.base import SearchSpace
 from storage import catalog as catalog_q
 from storage import jobs as jobs_q
 from storage.db import session_scope
@@ -39,10 +40,11 @@ def _tables(factory: Any, space: str) -> dict[str, dict[str, Any]]:
         return {d.name: d.table for d in catalog_q.list_devices(s, space)}
 
 
-def _best_key(spec: dict[str, Any], reference: dict[str, float]) -> str:
+def _best_key(spec: dict[str, Any], reference: dict[str, float], tenant_id: int | None = None) -> str:
     """What the best front depends on (not the name, budget, seed or strategy of the job)."""
-    parts = {k: spec.get(k) for k in ("space", "objectives", "constraints", "device", "device_limits",
-                                      "keep_degenerate")}
+    parts: dict[str, Any] = {k: spec.get(k) for k in ("space", "space_hash", "objectives", "constraints", "device",
+                                                      "device_limits", "keep_degenerate")}
+    parts["tenant"] = tenant_id
     ev = spec.get("evaluator") or {}
     parts["evaluator"] = {k: ev.get(k) for k in ("type", "table", "metric")}
     return json.dumps([parts, reference], sort_keys=True, default=str)
@@ -52,9 +54,15 @@ _MISSING = object()
 _pending: dict[str, threading.Event] = {}
 
 
-def _compute(factory: Any, key: str, spec: dict[str, Any], reference: dict[str, float]) -> None:
+def _space(factory: Any, job: Job) -> SearchSpace:
+    """The job's space as it ran: a registered definition pinned by ``space_hash`` included."""
+    return job_space(JobSpec.model_validate(job.spec), DbCatalog(factory, job.tenant_id))
+
+
+def _compute(factory: Any, key: str, spec: dict[str, Any], reference: dict[str, float],
+             tenant_id: int | None) -> None:
     try:
-        value = best_front(JobSpec.model_validate(spec), reference, DbCatalog(factory))
+        value = best_front(JobSpec.model_validate(spec), reference, DbCatalog(factory, tenant_id))
     except Exception:  # a table or benchmark removed since the job ran: no scale, not an error page
         value = None
     with _best_lock:
@@ -72,7 +80,7 @@ def _best(factory: Any, job: Job, wait: bool) -> BestFront | None:
     A benchmark's best front takes ~1-2 s on an idle core; many jobs share one (same space, benchmark,
     objectives, constraints and reference point), so the cache is keyed by those."""
     reference = job.reference_point or {}
-    key = _best_key(job.spec, reference)
+    key = _best_key(job.spec, reference, job.tenant_id)
     with _best_lock:
         value = _best_cache.get(key, _MISSING)
         if value is not _MISSING:
@@ -85,9 +93,9 @@ def _best(factory: Any, job: Job, wait: bool) -> BestFront | None:
         else:
             start = False
     if start and wait:
-        _compute(factory, key, job.spec, reference)
+        _compute(factory, key, job.spec, reference, job.tenant_id)
     elif start:
-        threading.Thread(target=_compute, args=(factory, key, job.spec, reference), daemon=True,
+        threading.Thread(target=_compute, args=(factory, key, job.spec, reference, job.tenant_id), daemon=True,
                          name="hwnas-best-front").start()
     if wait:
         running.wait(120)
@@ -106,7 +114,7 @@ def normalised_hv(factory: Any, job: Job, front: Sequence[Trial] | None = None,
     best = _best(factory, job, wait)
     if best is None and not wait:
         with _best_lock:
-            if _best_key(job.spec, job.reference_point or {}) in _pending:
+            if _best_key(job.spec, job.reference_point or {}, job.tenant_id) in _pending:
                 return None
     if best is not None and best.hypervolume > 0:
         return {"fraction": job.hypervolume / best.hypervolume, "scale": best.hypervolume, "kind": "best",
@@ -123,7 +131,7 @@ def normalised_hv(factory: Any, job: Job, front: Sequence[Trial] | None = None,
 
 def job_extras(factory: Any, job: Job, trials: Sequence[Trial]) -> dict[str, Any]:
     spec = JobSpec.model_validate(job.spec)
-    space = SPACES[spec.space]
+    space = _space(factory, job)
     tables = _tables(factory, spec.space)
     stored = sorted({k for t in trials for k in t.metrics})
     labels = {k: metric_label(spec, k) for k in stored} | {o.key: metric_label(spec, o.key) for o in spec.objectives}
@@ -140,7 +148,7 @@ def job_extras(factory: Any, job: Job, trials: Sequence[Trial]) -> dict[str, Any
 
 def trial_columns(factory: Any, job: Job, keys: Sequence[str]) -> dict[str, Any]:
     """{"seq": [...], "values": {key: [...]}, "unknown": [...]} for every trial of ``job``."""
-    space = SPACES[job.spec["space"]]
+    space = _space(factory, job)
     with session_scope(factory) as s:
         trials = jobs_q.job_trials(s, job.id)
     keys = list(dict.fromkeys(keys))[:MAX_KEYS]
@@ -158,7 +166,7 @@ def compare_data(factory: Any, jobs: Sequence[Job]) -> dict[str, Any]:
             front = jobs_q.front_trials(s, job)
         tables = _tables(factory, spec.space)
         keys = [f"latency_ms@{d}" for d in devices]
-        projected = project(SPACES[spec.space], [t.arch for t in front], keys, tables)
+        projected = project(_space(factory, job), [t.arch for t in front], keys, tables)
         duplicates = duplicates_of(spec, job.front or [], front)
         plain = [o.key for o in spec.objectives if o.device is None]
         hv = normalised_hv(factory, job, front)
