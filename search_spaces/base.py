@@ -273,11 +273,6 @@ class SearchSpace(ABC):
         counts = self.signature_matrix(self.encode(arch)[None, :])[0]
         return [s for s, k in zip(self.all_op_signatures(), counts) for _ in range(int(round(k)))]
 
-    def is_degenerate(self, arch: str) -> bool:
-        """True for an architecture that computes nothing useful from its input (e.g. an nb201
-        cell whose output no path of real ops reaches): strategies skip these by default."""
-        return False
-
     def normalize(self, arch: str) -> str:
         return self.decode(self.encode(arch))
 

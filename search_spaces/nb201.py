@@ -93,10 +93,6 @@ class NB201Space(SearchSpace):
         return [OPS[codes[i]] != "none" and has_input[src] and reaches_out[dst]
                 for i, (src, dst) in enumerate(EDGES)]
 
-    def is_degenerate(self, arch: str) -> bool:
-        """The output is a constant zero: no edge is live (no path of non-``none`` ops from input to output)."""
-        return not any(self.live_edges(self.encode(arch)))
-
     def all_op_signatures(self) -> list[str]:
         sigs = ["network", "network:pruned", "network:constant", "input:reaches_output"]
         for i in range(len(EDGES)):
