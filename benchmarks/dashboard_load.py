@@ -138,7 +138,7 @@ def measure(browser: Any, url: str, points: int) -> dict[str, float]:
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     requests: list[Any] = []
-    page.on("requestfinished", requests.append)
+    page.on("requestfinished", lambda r: requests.append(r))
     page.goto(url, wait_until="load", timeout=120_000)
     page.wait_for_function("Number(document.body.dataset.plotsReady) >= 1", timeout=120_000)
     page.wait_for_function("document.getElementById('plot-explore').dataset.ready", timeout=120_000)
