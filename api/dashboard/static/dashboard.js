@@ -123,6 +123,10 @@
     div.classList.remove("empty");
     await Plotly.react(div, traces, layout, PLOT_CONFIG);
     untabbable(div);
+    if (!div.dataset.untabbable) {  // plotly redraws its toolbar after a zoom: keep it out of the tab order
+      div.dataset.untabbable = "1";
+      div.on("plotly_afterplot", () => untabbable(div));
+    }
   }
   function emptyPlot(div, message) {
     if (div.data) Plotly.purge(div);
