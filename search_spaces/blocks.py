@@ -114,12 +114,25 @@ def se_channels(mid: int) -> int:
 
 
 # ---- parsing and validation -------------------------------------------------------------
+#: errors reported for one definition at most (the rest are summarised in one more line)
+MAX_ERRORS = 50
+
+
 class _Checker:
     def __init__(self) -> None:
         self.errors: list[tuple[str, str]] = []
+        self.dropped = 0
 
     def fail(self, path: str, message: str) -> None:
-        self.errors.append((path, message))
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append((path, message))
+        else:
+            self.dropped += 1
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            more = [("$", f"... and {self.dropped} more errors")] if self.dropped else []
+            raise SpaceDefinitionError(self.errors + more)
 
     def obj(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -238,6 +251,9 @@ def parse_blocks(obj: dict[str, Any]) -> BlockSpace:
     if not isinstance(raw_stages, list) or not raw_stages:
         c.fail("$.stages", "must be a non-empty list")
         raw_stages = []
+    elif len(raw_stages) > MAX_LAYERS:
+        c.fail("$.stages", f"at most {MAX_LAYERS} stages")
+        raw_stages = raw_stages[:MAX_LAYERS]
     for i, raw in enumerate(raw_stages):
         path = f"$.stages[{i}]"
         raw = c.obj(raw, path)
@@ -248,6 +264,9 @@ def parse_blocks(obj: dict[str, Any]) -> BlockSpace:
         if not isinstance(choices, list) or not choices:
             c.fail(f"{path}.choices", "must be a non-empty list of block names")
             choices = []
+        elif len(choices) > MAX_BLOCKS:
+            c.fail(f"{path}.choices", f"at most {MAX_BLOCKS} choices")
+            choices = choices[:MAX_BLOCKS]
         for j, choice in enumerate(choices):
             if not isinstance(choice, str) or choice not in raw_blocks:
                 c.fail(f"{path}.choices[{j}]", f"{choice!r} is not in blocks; valid: {', '.join(map(str, raw_blocks))}"
@@ -259,8 +278,7 @@ def parse_blocks(obj: dict[str, Any]) -> BlockSpace:
         stages.append(stage)
     if sum(s["layers"] for s in stages) > MAX_LAYERS:
         c.fail("$.stages", f"at most {MAX_LAYERS} layers in all")
-    if c.errors:
-        raise SpaceDefinitionError(c.errors)
+    c.raise_if_any()
 
     definition = {"format": FORMAT, "name": obj["name"], "type": "blocks",
                   "description": obj.get("description", ""),
@@ -270,8 +288,7 @@ def parse_blocks(obj: dict[str, Any]) -> BlockSpace:
                   "stages": stages, "head": head_spec}
     space = BlockSpace(definition, blocks)
     _check_layers(space, c)
-    if c.errors:
-        raise SpaceDefinitionError(c.errors)
+    c.raise_if_any()
     top = space.footprint(space.largest_codes())
     if top.params.max() > MAX_PARAMS or top.macs.max() > MAX_MACS:
         raise SpaceDefinitionError([("$", f"the largest network has {int(top.params.max()):,} parameters and "
@@ -500,8 +517,9 @@ class BlockSpace(SearchSpace):
                     f'<text x="{x + box_w / 2:.0f}" y="120" text-anchor="middle" font-size="10">'
                     f'{layer.resolution}px s{layer.stride}</text></g>')
                 x += box_w + gap
-            cells.append(f'<text x="{first:.0f}" y="28" font-size="12" font-weight="bold">stage {s + 1}: '
-                         f'{stage["channels"]} ch, stride {stage["stride"]}</text>')
+            cells.append(f'<g class="stage" data-stage="{s}"><text x="{first:.0f}" y="16" font-size="12" '
+                         f'font-weight="bold">stage {s + 1}</text><text x="{first:.0f}" y="32" font-size="11">'
+                         f'{stage["channels"]} ch, s{stage["stride"]}</text></g>')
             x += stage_gap - gap
         width = x + 10
         head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="arch-diagram" viewBox="0 0 {width:.0f} 150" '

@@ -56,3 +56,19 @@ def test_a_registry_refuses_a_second_plugin_of_one_name() -> None:
         registry.register(B)
     with pytest.raises(KeyError, match="unknown thing 'b'; valid: a"):
         registry["b"]
+
+
+def test_migration_revisions_import_only_alembic_and_sqlalchemy() -> None:
+    """The revision files are no package (import-linter cannot see them): each must stand alone,
+    never importing the live models or anything else of hwnas."""
+    import ast
+
+    allowed = ("alembic", "sqlalchemy", "__future__")
+    revisions = sorted((ROOT / "migrations" / "versions").glob("*.py"))
+    assert revisions
+    for path in revisions:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            bad = [n for n in names if n.split(".")[0] not in allowed]
+            assert not bad, f"{path.name} imports {bad}"

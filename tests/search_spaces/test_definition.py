@@ -84,6 +84,10 @@ def test_work_is_bounded() -> None:
         d["blocks"]["k5_e6_se"]["expand"] = 16
 
     assert any("at most" in m for _, m in errors_of(edit=huge))
+    flood = errors_of(edit=lambda d: d["stages"][0].update(choices=[f"x{i}" for i in range(10_000)]))
+    assert len(flood) <= 51 and any("at most 64 choices" in m for _, m in flood)
+    stages = errors_of(edit=lambda d: d.update(stages=[{"stride": 5}] * 1000))
+    assert len(stages) == 51 and stages[-1][1].startswith("... and")
     with pytest.raises(SpaceDefinitionError):
         parse_space_definition([1, 2, 3])
 
