@@ -672,7 +672,11 @@
             if (degenerate.has(t.seq)) td.appendChild(text("small", " degenerate", { class: "tag tag-bad" }));
           } else if (c.key === "front") td.textContent = dupOf.has(t.seq) ? `duplicate of ${dupOf.get(t.seq)}` : frontSet.has(t.seq) ? "front" : "";
           else if (c.key === "duration_s") td.textContent = fmt.dur(t.duration_s);
-          else td.textContent = fmt.metric(c.key, t.metrics[c.key]);
+          else {
+            td.textContent = fmt.metric(c.key, t.metrics[c.key]);
+            const b = series && series.bands && series.bands[c.key], v = t.metrics[c.key];
+            if (b && v != null) td.title = `${Math.round(100 * b.level)} % range ${fmt.ms(v * b.lo)}–${fmt.ms(v * b.hi)} (the table's held-out validation)`;
+          }
           tr.appendChild(td);
         }
         return tr;
