@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from latency_tables.table import Entry, LatencyTable
+from latency_tables.table import QUANTILE_LEVELS, Entry, LatencyTable
 from search_spaces.base import SearchSpace
 
 #: Ridge strengths tried by cross-validation (per row, in units of relative error^2).
 RIDGE_GRID = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
 PRIOR_ONLY = float("inf")
+CV_FOLDS, CV_REPEATS = 5, 3
 PLAIN = -1.0  # the plain (position, choice) additive model, tied inside the vocabulary
 #: Ridge of the per-op-type scales of the basis prior towards 1, tried by cross-validation
 #: (0 = no per-op-type scales: the plain combination).
@@ -140,6 +141,9 @@ class FitResult:
     #: Per-op-type scales of the basis prior (empty when the plain combination was chosen).
     type_scales: dict[str, float] = field(default_factory=dict)
     type_ridge: float = 0.0
+    #: Out-of-fold predictions of the chosen model, one row per CV repeat: (repeats, n), or None
+    #: when there were too few rows to cross-validate.
+    oof_predictions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ def _shrunk(counts: np.ndarray, y: np.ndarray, prior: np.ndarray, strength: floa
 
 def fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None = None,
                 basis_names: Sequence[str] = (), *, tying: np.ndarray | None = None,
-                op_types: Sequence[str] | None = None, folds: int = 5, repeats: int = 3,
+                op_types: Sequence[str] | None = None, folds: int = CV_FOLDS, repeats: int = CV_REPEATS,
                 seed: int = 0) -> FitResult:
     """Fit entry means from (n, S) signature counts; the model is chosen by k-fold CV.
 
@@ -206,10 +210,11 @@ def _fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, ba
     types = (np.array([[t == g for t in op_types] for g in type_names], dtype=float)
              if op_types is not None else None)
     grid = _candidates(len(y), has_basis, tying, types is not None)
-    best, best_error = grid[0], None
+    best, best_error, oof = grid[0], None, None
     k = min(folds, len(y))
-    if k >= 2 and len(grid) > 1:
+    if k >= 2:
         errors = np.zeros(len(grid))
+        predictions = np.zeros((len(grid), repeats, len(y)))
         for repeat in range(repeats):  # repeated k-fold: one split of 100 rows is a noisy judge
             fold_of = np.random.default_rng(seed + repeat).permutation(len(y)) % k
             for f in range(k):
@@ -221,15 +226,45 @@ def _fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, ba
                                                               candidate.type_ridge)[0]
                     entries = _shrunk(counts[train], y[train], priors[candidate.type_ridge], candidate.strength,
                                       tying)
-                    errors[g] += float((np.abs(counts[test] @ entries - y[test]) * row_weights(y)[test]).sum())
+                    predictions[g, repeat, test] = counts[test] @ entries
+                    errors[g] += float((np.abs(predictions[g, repeat, test] - y[test]) * row_weights(y)[test]).sum())
         errors /= repeats * len(y)
         best_error = float(errors.min())
         best = grid[int(errors.argmin())]
+        oof = predictions[int(errors.argmin())]
     prior, w, scales = _prior(counts, y, basis, types, best.type_ridge)
     entries = _shrunk(counts, y, prior, best.strength, tying)
     return FitResult(entries, best.strength,
                      {name: float(v) for name, v in zip(basis_names, w) if v > 0} if best.strength != PLAIN else {},
-                     best_error, dict(zip(type_names, scales.tolist())) if len(scales) else {}, best.type_ridge)
+                     best_error, dict(zip(type_names, scales.tolist())) if len(scales) else {}, best.type_ridge,
+                     oof)
+
+
+def ratio_quantiles(measured: np.ndarray, predicted: np.ndarray, rows: int | None = None) -> dict[str, float] | None:
+    """The error band: quantiles of measured / predicted at ``QUANTILE_LEVELS``, keyed "0.025" ...
+
+    ``measured``/``predicted`` may hold several predictions per row (repeated cross-validation);
+    ``rows`` is the number of distinct rows (default: their length). The level of each quantile is
+    moved outwards to the conformal rank ceil((rows + 1) q) (upper levels) or floor((rows + 1) q)
+    (lower) out of ``rows``, so that few rows give a wider band rather than an overconfident one:
+    with 10 rows the 0.95 bound is the largest ratio seen. Rows predicted at <= 0 carry no ratio.
+    """
+    measured, predicted = np.ravel(measured).astype(float), np.ravel(predicted).astype(float)
+    keep = predicted > 0
+    if not keep.any():
+        return None
+    ratio = measured[keep] / predicted[keep]
+    n = rows if rows is not None else len(ratio)
+    out = {}
+    for q in QUANTILE_LEVELS:
+        if q > 0.5:
+            level = min(1.0, np.ceil((n + 1) * q) / n)
+        elif q < 0.5:
+            level = max(0.0, np.floor((n + 1) * q) / n)
+        else:
+            level = 0.5
+        out[f"{q:g}"] = float(np.quantile(ratio, level))
+    return out
 
 
 def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[float], *,
@@ -256,6 +291,8 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
                          op_types=[signature_group(s) for s in vocabulary], seed=seed)
     residual = y - counts @ result.entries
     seen = counts.sum(axis=0)
+    band = (ratio_quantiles(np.broadcast_to(y, result.oof_predictions.shape), result.oof_predictions, len(y))
+            if result.oof_predictions is not None else None)
     entries = {sig: Entry(mean=float(v), std=0.0, count=max(1, int(seen[j])))
                for j, (sig, v) in enumerate(zip(vocabulary, result.entries))}
     return LatencyTable(
@@ -268,7 +305,22 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
                     "op_type_scales": result.type_scales,
                     "cv_relative_error": result.cv_error,
                     "residual_std_ms": float(residual.std())},
+        validation=({"held_out": False,
+                     "source": f"out-of-fold predictions of {_folds(len(y))}-fold cross-validation on the {len(y)} "
+                               f"fitted rows (band over {len(result.oof_predictions)} repeats)",
+                     **_finite_report(validation_report(result.oof_predictions[0], y)),
+                     "residual_ratio_quantiles": band}
+                    if band and len(y) >= 2 else {}),
     )
+
+
+def _finite_report(report: dict[str, float]) -> dict[str, float | None]:
+    """A rank statistic of rows that all tie is NaN, which JSON cannot hold: None instead."""
+    return {k: (v if np.isfinite(v) else None) for k, v in report.items()}
+
+
+def _folds(rows: int) -> int:
+    return min(CV_FOLDS, rows)
 
 
 def _model_name(result: FitResult, has_basis: bool) -> str:
