@@ -10,7 +10,7 @@ import pytest
 
 from latency_tables import LatencyEstimator, TableError, shipped_tables
 from latency_tables.fit import (PlainAdditive, fit_entries, fit_table, ratio_quantiles, type_scaled_prior,
-                                validation_report)
+                                validation_report, within_10_scale)
 from latency_tables.measurements import SHARED_DATA, read_shared
 from latency_tables.ship import FIT_ROWS, SEED
 from latency_tables.table import QUANTILE_LEVELS, LatencyTable, NoErrorBand, load_table, save_table
@@ -224,3 +224,30 @@ def test_shipped_bands_are_their_held_out_rows(nb201_data) -> None:
     exact = next(t for t in shipped_tables("fbnet") if t.device_name == "pixel3")  # exactly additive
     assert exact.residual_ratio_quantiles[0.025] == pytest.approx(1.0, abs=1e-3)
     assert exact.residual_ratio_quantiles[0.975] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_within_10_scale_moves_predictions_onto_the_bulk() -> None:
+    """Most rows measure 12 % above their prediction, a few far below (a pruned network): the
+    factor lands on the bulk; with the bulk centred it stays exactly 1."""
+    rng = np.random.default_rng(0)
+    oof = np.ones((3, 100))
+    y = np.where(np.arange(100) < 85, 1.12 + rng.normal(0, 0.02, 100), 0.3)
+    assert np.mean(np.abs(1 - y) <= 0.1 * y) < 0.5
+    scale = within_10_scale(oof, y)  # the factor nearest 1 of those that reach every bulk row
+    assert 1.03 < scale < 1.12 and np.mean(np.abs(scale - y) <= 0.1 * y) == 0.85
+    assert within_10_scale(oof, np.where(np.arange(100) < 85, 1.0 + rng.normal(0, 0.02, 100), 0.3)) == 1.0
+
+
+def test_the_fitted_factor_is_in_the_entries_the_estimator_reads(nb201_data, tmp_path) -> None:
+    """pixel3's factor (its bulk sits ~6 % above the least-squares fit) is part of every entry:
+    a table read back from its file predicts the fitted rows exactly as the fit does."""
+    space, archs, codes, columns = nb201_data
+    table, ours, _ = held_out(space, archs, codes, columns["pixel3"], 100, "pixel3")
+    assert table.provenance["within_10_scale"] > 1.02
+    path = tmp_path / "t.json"
+    save_table(table, path)
+    fit_idx = np.random.default_rng(1000).permutation(len(archs))[:100]
+    vocabulary = space.all_op_signatures()
+    from_fit = space.signature_matrix(codes[fit_idx]) @ np.array(table.values(vocabulary))
+    assert LatencyEstimator(load_table(path), space).predict_codes(codes[fit_idx]) == pytest.approx(from_fit)
+    assert ours["within_10pct"] >= 0.68  # 59 % before the factor
