@@ -246,7 +246,8 @@ SCALE_GRID = np.round(np.arange(0.85, 1.15 + 1e-9, 0.0025), 4)
 
 def within_10_scale(oof: np.ndarray, y: np.ndarray, window: int = 8, margin: float = 0.02) -> float:
     """The factor on every entry that puts the most out-of-fold predictions within +-10 % of
-    their measurement, or 1 unless it gains at least ``margin`` of them.
+    their measurement, or 1 unless it gains at least ``margin`` of them and two rows' worth
+    (10 rows cannot tell a shift from noise).
 
     The relative least squares centres predictions on the *mean* ratio, which heavy tails (a
     network a runtime pruned, a timing spike) and integer-ms rounding pull away from where most
@@ -261,7 +262,8 @@ def within_10_scale(oof: np.ndarray, y: np.ndarray, window: int = 8, margin: flo
     best = np.flatnonzero(smooth >= smooth.max() - 1e-12)
     pick = int(best[np.argmin(np.abs(SCALE_GRID[best] - 1.0))])
     at_one = int(np.argmin(np.abs(SCALE_GRID - 1.0)))
-    return float(SCALE_GRID[pick]) if within[pick] >= within[at_one] + margin else 1.0
+    gain = max(margin, 2.0 / len(y))
+    return float(SCALE_GRID[pick]) if within[pick] >= within[at_one] + gain - 1e-12 else 1.0
 
 
 def ratio_quantiles(measured: np.ndarray, predicted: np.ndarray, rows: int | None = None) -> dict[str, float] | None:
