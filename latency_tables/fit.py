@@ -240,6 +240,9 @@ def _fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, ba
                      oof)
 
 
+#: Rows from which ``fit_table`` applies ``within_10_scale``: from 10 or 30 rows of nb201's phones and
+#: CPUs the factor the out-of-fold predictions pick lowers +-10 % on the other rows, from 50 on it lifts it.
+MIN_SCALE_ROWS = 50
 #: Scales of the fitted table tried by ``within_10_scale`` (a whole-table factor, so ranks stay).
 SCALE_GRID = np.round(np.arange(0.85, 1.15 + 1e-9, 0.0025), 4)
 
@@ -316,7 +319,7 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
     result = fit_entries(counts, y, basis_matrix, [t.device_name for t in usable], tying=space.plain_tying(),
                          op_types=[signature_group(s) for s in vocabulary], seed=seed)
     scale = 1.0
-    if result.oof_predictions is not None:
+    if result.oof_predictions is not None and len(y) >= MIN_SCALE_ROWS:
         scale = within_10_scale(result.oof_predictions, y)
         result.entries, result.oof_predictions = result.entries * scale, result.oof_predictions * scale
     residual = y - counts @ result.entries
