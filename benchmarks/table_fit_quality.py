@@ -69,7 +69,7 @@ def main() -> None:
     basis = shipped_tables(space.name)
     pairs = same_network_pairs(space, archs, codes)
     print(f"{space.name}, {args.rows} rows, {args.seeds} seed(s); ours vs plain additive; "
-          f"noise floor from {len(pairs)} pairs of same-network rows")
+          f"noise floor from {len(pairs)} pairs of same-computation rows")
     print(f"{'device':16s} {'±10% ours':>9s} {'plain':>6s} {'tau ours':>8s} {'plain':>6s} {'rho ours':>8s} "
           f"{'plain':>6s} {'≤q95':>6s} {'noise ±10%':>10s} {'tau':>6s} {'step':>6s}")
     totals = []
