@@ -10,8 +10,8 @@ both on every other row, and how often the measured latency stays under the tabl
 
 Beside them, what the measurements themselves allow:
 
-* ``noise`` (+-10 % and tau): one measurement of a network predicting another measurement
-  of the *same* network, where the data hold such pairs: architectures with the same
+* ``noise`` (+-10 % and tau): one measurement predicting another measurement of the same
+  computation, where the data hold such pairs: architectures with the same
   ``canonical_hash`` that run the same multiset of ops (signatures with their position
   prefix, ``edge3:`` / ``node2:``, removed), e.g. nb201 cells whose nodes 1 and 2 swap.
   fbnet's 5,000 random rows hold none, so its noise floor is not computable here.
@@ -39,7 +39,7 @@ _POSITION = re.compile(r"^[a-z]+\d+:")
 
 
 def same_network_pairs(space: SearchSpace, archs: list[str], codes: np.ndarray) -> np.ndarray:
-    """(m, 2) row indices of architectures that run the same network (see the module docstring)."""
+    """(m, 2) row indices of architectures that run the same computation (see the module docstring)."""
     counts = space.signature_matrix(codes)
     vocabulary = [_POSITION.sub("", s) for s in space.all_op_signatures()]
     groups: dict[tuple, list[int]] = defaultdict(list)
