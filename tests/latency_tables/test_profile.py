@@ -45,6 +45,7 @@ def test_timer_measures_something() -> None:
     import time
 
     timer = Timer("cpu")
-    got = timer.measure({"a": lambda: time.sleep(0.001), "b": lambda: time.sleep(0.003),
-                         "c": lambda: None}, rounds=3, repeats=2)
+    # 10x apart, 5 rounds: a busy machine's wake-up delays (a few ms) must not swap the order
+    got = timer.measure({"a": lambda: time.sleep(0.002), "b": lambda: time.sleep(0.02),
+                         "c": lambda: None}, rounds=5, repeats=2)
     assert got["b"] > got["a"] > got["c"]
