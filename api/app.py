@@ -26,6 +26,7 @@ CELERY_TASK = "hwnas.run_job"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.check_serving()  # raises UnsafeSettings saying what to set
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
 
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             upgrade(settings.database_url)
             register_shipped_tables(factory)
             worker = LocalWorker(factory, lease_seconds=settings.lease_seconds,
-                                 threads=settings.embedded_workers)
+                                 threads=settings.embedded_workers, settings=settings)
             app.state.enqueue = worker.enqueue
             resumed = worker.resume_pending()
             log.warning("embedded mode: database %s, in-process worker, no authentication "
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.session_factory = factory
     app.state.key_cache = KeyCache()
-    app.state.rate_limiter = RedisRateLimiter(settings.broker_url) if settings.broker_url else MemoryRateLimiter()
+    app.state.rate_limiter = RedisRateLimiter(settings.broker_url) if settings.broker_url and not settings.embedded else MemoryRateLimiter()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     problems.install(app)
     for router in (jobs.router, exports.router, catalog.router, health.router, dashboard.router):

@@ -30,6 +30,8 @@ class Caller:
     tenant: str
     quotas: Quotas
     rate_limit_per_minute: int
+    #: The operator lets this caller run the command evaluator (globally or on its tenant row).
+    command_evaluator: bool = False
 
 
 class KeyCache:
@@ -56,7 +58,8 @@ def caller_for(tenant: Tenant, settings: SettingsDep) -> Caller:
         tenant_id=tenant.id, tenant=tenant.name,
         quotas=Quotas(max_concurrent_jobs=tenant.max_concurrent_jobs or settings.max_concurrent_jobs,
                       max_active_evaluations=tenant.max_active_evaluations or settings.max_active_evaluations),
-        rate_limit_per_minute=tenant.rate_limit_per_minute or settings.rate_limit_per_minute)
+        rate_limit_per_minute=tenant.rate_limit_per_minute or settings.rate_limit_per_minute,
+        command_evaluator=settings.allow_command_evaluator or bool(tenant.allow_command_evaluator))
 
 
 #: Cookie the dashboard's login page sets (HttpOnly, SameSite=Strict), so browsers can send the key.

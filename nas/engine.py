@@ -60,6 +60,9 @@ class Recorder(Protocol):
     def stop_reason(self) -> str | None:
         """Checked before each batch: e.g. 'cancelled'; None to go on."""
 
+    # Optional: ``begin_batch(first_seq, archs)`` is called before a batch is evaluated (the
+    # database recorder notes it once a delivery of the job died, to name a poison candidate).
+
 
 @dataclass
 class Outcome:
@@ -176,6 +179,9 @@ def run_search(search: Search, recorder: Recorder,
         if not archs:
             summary.stop_reason = interruption() or "exhausted"
             break
+        begin_batch = getattr(recorder, "begin_batch", None)
+        if begin_batch is not None:
+            begin_batch(summary.evaluated, archs)
         if dispatcher:
             outcomes = dispatcher.evaluate(summary.evaluated, archs, search.strategy.state_dict())
         else:
@@ -203,6 +209,9 @@ def run_search(search: Search, recorder: Recorder,
             recorder.record(trials, search.strategy.state_dict(), summary)
         if on_progress:
             on_progress(summary)
+    if summary.evaluated and summary.failed == summary.evaluated and summary.stop_reason in (None, "exhausted"):
+        last = next((t.error for t in reversed(tracker.failures) if t.error), "")
+        summary.stop_reason = f"stopped: all {summary.failed} trials failed; last error: {last[:500]}"
     return summary
 
 

@@ -11,6 +11,7 @@ from latency_tables import LatencyEstimator, estimator_for, TableError
 from nas.catalog import Catalog, SpecError
 from nas.evaluators import (BenchmarkEvaluator, CommandEvaluator, DatasetError, Evaluator, ProxyEvaluator,
                             TrainEvaluator, load_dataset)
+from nas.evaluators.command import CommandPolicy
 from nas.footprint import (StaticMetrics, check_reachable, energy_estimators, limit_constraints,
                            static_names)
 from nas.pareto import Objective
@@ -107,7 +108,11 @@ def build_estimators(spec: JobSpec, catalog: Catalog) -> dict[str, LatencyEstima
     return estimators
 
 
-def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> Search:
+def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
+                 command_policy: CommandPolicy | None = None) -> Search:
+    """Everything the engine runs. ``command_policy`` is how a command evaluator runs: by
+    default ``CommandPolicy.local()`` (the caller's own machine, as ``hwnas search``); the
+    service (nas/service.py) always passes its sandbox, and only for tenants allowed to."""
     check_spec(spec, catalog)
     space = get_space(spec.space)
     estimators = build_estimators(spec, catalog)
@@ -150,23 +155,28 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> 
     problem = Problem(space, objectives, free_metrics, feasible, spec=spec, estimators=estimators)
     strategy = STRATEGIES[spec.strategy.name](problem, spec.seed, **spec.strategy.params)
     return Search(spec, space, estimators, objectives, problem, strategy,
-                  _build_evaluator(spec, space, catalog, cwd), reference_point(spec, estimators, energy, static, catalog),
+                  _build_evaluator(spec, space, catalog, cwd, command_policy), reference_point(spec, estimators, energy, static, catalog),
                   constraints, energy)
 
 
-def build_evaluator(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> Evaluator:
+def build_evaluator(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
+                    command_policy: CommandPolicy | None = None) -> Evaluator:
     """The evaluator alone (a helper worker of a fanned-out job needs no strategy or tables)."""
-    return _build_evaluator(spec, get_space(spec.space), catalog, cwd)
+    return _build_evaluator(spec, get_space(spec.space), catalog, cwd, command_policy)
 
 
-def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
+def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None,
+                     command_policy: CommandPolicy | None = None) -> Evaluator:
     ev = spec.evaluator
     if isinstance(ev, BenchmarkEvaluatorSpec):
         data = catalog.benchmark(ev.table)
         assert data is not None
         return BenchmarkEvaluator(data, ev.metric, space)
     if isinstance(ev, CommandEvaluatorSpec):
-        return CommandEvaluator(ev.command, ev.timeout_s, ev.retries, cwd=cwd)
+        try:
+            return CommandEvaluator(ev.command, ev.timeout_s, ev.retries, cwd=cwd, policy=command_policy)
+        except ValueError as exc:
+            raise SpecError("evaluator.command", str(exc)) from None
     try:
         dataset = load_dataset(ev.dataset, seed=spec.seed)
     except DatasetError as exc:

@@ -5,6 +5,7 @@ Used by the API (submit, embedded worker) and the Celery worker (run) alike.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -15,9 +16,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from hwnas.settings import Settings, get_settings
 from latency_tables import LatencyTable, shipped_tables
 from nas.catalog import BenchmarkInfo, SpecError
-from nas.engine import Dispatcher, Recorder, Summary, TrialRecord, run_search
+from nas.engine import Dispatcher, Recorder, Summary, TrialRecord, run_search, utcnow
+from nas.evaluators.command import CommandPolicy
 from nas.evaluators.benchmark import BenchmarkData
 from nas.fanout import DbFanOut, SendHelpers, ThreadedDispatch, help_evaluate, threads_safe
 from nas.resolve import Search, build_estimators, build_evaluator, build_search, check_spec, reference_point
@@ -26,9 +29,10 @@ from storage import catalog as catalog_q
 from storage import jobs as jobs_q
 from storage import pending as pending_q
 from storage import tenants as tenants_q
+from storage.clock import database_time
 from storage.db import Conflict, Unavailable, session_scope
 from storage.jobs import LeaseLost
-from storage.models import Job
+from storage.models import Job, Tenant
 
 log = logging.getLogger("hwnas.service")
 _BENCHMARK_CACHE: OrderedDict[tuple[str, int], BenchmarkData] = OrderedDict()
@@ -80,6 +84,38 @@ def register_shipped_tables(factory: sessionmaker[Session]) -> int:
         for table in tables:
             catalog_q.upsert_device(s, table.to_dict())
     return len(tables)
+
+
+def command_policy(settings: Settings) -> CommandPolicy:
+    """The service's sandbox for command evaluators (see README, "The command evaluator's sandbox")."""
+    return CommandPolicy(env_allow=tuple(settings.command_env_names), path=settings.command_path,
+                         run_as=settings.command_user, allow_root=False, cpu_seconds=settings.command_cpu_seconds,
+                         memory_bytes=settings.command_memory_mb << 20, open_files=settings.command_open_files,
+                         max_processes=settings.command_max_processes,
+                         output_tail_bytes=settings.command_output_kib << 10)
+
+
+def command_evaluator_allowed(settings: Settings, session: Session, tenant_id: int | None) -> bool:
+    """The operator's say: every tenant (HWNAS_ALLOW_COMMAND_EVALUATOR) or this one (its row)."""
+    return settings.allow_command_evaluator or tenants_q.command_evaluator_allowed(session, tenant_id)
+
+
+def command_refusal(tenant: str | None) -> str:
+    who = f"tenant {tenant!r}" if tenant else "this tenant"
+    return (f"command evaluators are not enabled for {who}: the operator enables them for every tenant with "
+            f"HWNAS_ALLOW_COMMAND_EVALUATOR=true or for one with `hwnas tenants set NAME --command-evaluator`")
+
+
+def poison_message(deaths: int, in_flight: dict[str, Any] | None, evaluated: int) -> str:
+    """Why a job whose deliveries keep dying is failed, naming what it was evaluating."""
+    if not in_flight:
+        what = f"the batch after {evaluated} evaluations (not recorded)"
+    else:
+        first, archs = int(in_flight["first_seq"]), list(in_flight["archs"])
+        what = (f"candidate seq {first} {archs[0]}" if len(archs) == 1 else
+                f"candidates seq {first}-{first + len(archs) - 1} " + ", ".join(archs))
+    return (f"poison trial: the worker running this job died {deaths} times in a row while evaluating "
+            f"{what}; giving up (HWNAS_MAX_JOB_ATTEMPTS)")
 
 
 @dataclass(frozen=True)
@@ -138,9 +174,18 @@ def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, 
 
 
 class DbRecorder(Recorder):
-    def __init__(self, factory: sessionmaker[Session], job_id: str, token: str, lease_seconds: int):
+    """Trials and checkpoints under the job's lease.
+
+    ``clock_offset`` (database clock minus this process's) shifts trial timestamps onto the
+    database's clock. ``note_batches`` records each batch before it runs (only for a job whose
+    previous delivery died: if this one dies too, the next claim can name the candidate).
+    """
+
+    def __init__(self, factory: sessionmaker[Session], job_id: str, token: str, lease_seconds: int,
+                 clock_offset: dt.timedelta = dt.timedelta(0), note_batches: bool = False):
         self.factory, self.job_id, self.token = factory, job_id, token
         self.lease_seconds = lease_seconds
+        self.clock_offset, self.note_batches = clock_offset, note_batches
         self.lease_lost = threading.Event()
         #: cancel flag read back by the last write; None until the first write
         self._cancel_seen: bool | None = None
@@ -153,8 +198,20 @@ class DbRecorder(Recorder):
                                   finished_at=t.finished_at) for t in jobs_q.job_trials(s, self.job_id)]
             return job.checkpoint, trials
 
+    def begin_batch(self, first_seq: int, archs: list[str]) -> None:
+        if not self.note_batches:
+            return
+
+        def write() -> None:
+            with session_scope(self.factory) as s:
+                jobs_q.begin_batch(s, self.job_id, self.token, first_seq, archs)
+
+        self._retrying(write)
+
     def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
-        rows = [{**asdict(t), "duration_s": t.duration_s} for t in trials]
+        shift = self.clock_offset
+        rows = [{**asdict(t), "started_at": t.started_at + shift, "finished_at": t.finished_at + shift,
+                 "duration_s": t.duration_s} for t in trials]
 
         def write() -> None:
             try:
@@ -218,27 +275,43 @@ class _Heartbeat(threading.Thread):
 
 
 def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, lease_seconds: int,
-                send_helpers: SendHelpers | None = None) -> str:
+                send_helpers: SendHelpers | None = None, settings: Settings | None = None) -> str:
     """Claim and run one job to its end. Returns what happened (for logs and tests).
 
     ``send_helpers`` asks other workers to help with a batch (Celery); without it a
     job's ``parallelism`` runs on threads of this process where the evaluator allows.
+    A job whose deliveries died ``max_job_attempts`` times in a row without progress is
+    failed here instead of run again (a poison trial).
     """
+    settings = settings or get_settings()
     with session_scope(factory) as s:
         token = jobs_q.claim(s, job_id, owner, lease_seconds)
     if token is None:
         return "not claimed"
     with session_scope(factory) as s:
         job = jobs_q.owned_job(s, job_id, token)
-        spec_data, first_start = job.spec, job.started_at
+        spec_data, first_start, evaluated = job.spec, job.started_at, job.evaluated
+        deaths, in_flight = job.lost_deliveries, job.in_flight
+        allowed = command_evaluator_allowed(settings, s, job.tenant_id)
+        tenant = s.get(Tenant, job.tenant_id).name if job.tenant_id is not None else None
+        clock_offset = database_time(s) - utcnow()
+    if deaths >= settings.max_job_attempts:
+        message = poison_message(deaths, in_flight, evaluated)
+        log.error("job %s: %s", job_id, message)
+        _finish(factory, job_id, token, "failed", message)
+        return "failed"
     try:
         spec = JobSpec.model_validate(spec_data)
-        search = build_search(spec, DbCatalog(factory))
+        if spec.evaluator.type == "command" and not allowed:
+            raise SpecError("evaluator.type", command_refusal(tenant))
+        search = build_search(spec, DbCatalog(factory), command_policy=command_policy(settings))
     except (SpecError, ValueError) as exc:
         _finish(factory, job_id, token, "failed", f"the job cannot run: {exc}")
         return "failed"
-    deadline = first_start.timestamp() + spec.time_limit_s if spec.time_limit_s and first_start else None
-    recorder = DbRecorder(factory, job_id, token, lease_seconds)
+    deadline = None
+    if spec.time_limit_s and first_start:  # the database's start time, on this process's clock
+        deadline = (first_start - clock_offset).timestamp() + spec.time_limit_s
+    recorder = DbRecorder(factory, job_id, token, lease_seconds, clock_offset=clock_offset, note_batches=deaths > 0)
     beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
     beat.start()
     try:
@@ -284,10 +357,21 @@ def _dispatcher(factory: sessionmaker[Session], search: Search, recorder: DbReco
     return None  # training seeds torch globally: one evaluation at a time in this process
 
 
-def help_with_job(factory: sessionmaker[Session], job_id: str, *, worker: str, lease_seconds: int) -> int:
+def help_with_job(factory: sessionmaker[Session], job_id: str, *, worker: str, lease_seconds: int,
+                  settings: Settings | None = None) -> int:
     """Evaluate candidates of a fanned-out job's batches (a helper task). Returns how many results it stored."""
+    settings = settings or get_settings()
+    with session_scope(factory) as s:
+        job = jobs_q.get_job(s, job_id)
+        if job is None:
+            return 0
+        if job.spec.get("evaluator", {}).get("type") == "command" \
+                and not command_evaluator_allowed(settings, s, job.tenant_id):
+            log.warning("job %s: not helping, %s", job_id, command_refusal(None))
+            return 0
+    policy = command_policy(settings)
     return help_evaluate(factory, job_id, worker=worker, lease_seconds=lease_seconds,
-                         build_evaluator=lambda spec: build_evaluator(spec, DbCatalog(factory)))
+                         build_evaluator=lambda spec: build_evaluator(spec, DbCatalog(factory), command_policy=policy))
 
 
 def _outcome(stop_reason: str | None) -> tuple[str, str | None]:

@@ -25,6 +25,30 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 PG_URL = os.environ.get("HWNAS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("HWNAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ARTIFACTS = ROOT / "test-artifacts"
+#: An interpreter a sandboxed command evaluator can run: the service runs commands as ``nobody``
+#: when its worker is root, and this checkout's virtualenv may live where ``nobody`` cannot go.
+EVAL_PYTHON = sys.executable if os.geteuid() != 0 else (
+    next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.path.exists(p)), sys.executable))
+#: What a worker in these tests needs on top of the environment: the command evaluator enabled
+#: (every test of a worker uses one; its default is off and tests/workers/test_command_sandbox.py
+#: covers that).
+WORKER_ENV = {"HWNAS_ALLOW_COMMAND_EVALUATOR": "true"}
+
+
+@pytest.fixture(autouse=True)
+def _tmp_path_readable_by_evaluators(request: pytest.FixtureRequest) -> None:
+    """A test's tmp_path (and the directories above it) readable by the sandboxed evaluator's user.
+
+    pytest makes them 0700; evaluator scripts written there run as ``nobody`` when tests run as root.
+    """
+    if os.geteuid() != 0 or "tmp_path" not in request.fixturenames:
+        return
+    path: Path = request.getfixturevalue("tmp_path")
+    base = Path(request.config._tmp_path_factory.getbasetemp()).parent  # type: ignore[attr-defined]
+    for directory in (path, *path.parents):
+        directory.chmod(directory.stat().st_mode | 0o055)
+        if directory == base:
+            break
 
 
 def _unavailable(what: str, exc: Exception) -> None:
@@ -166,7 +190,7 @@ def celery_stack(migrated_pg_url: str, redis_url: str, tmp_path: Path) -> Iterat
     port = free_port()
     env = {**os.environ, "HWNAS_DATABASE_URL": migrated_pg_url, "HWNAS_BROKER_URL": redis_url,
            "HWNAS_QUEUE": f"hwnas-test-{uuid.uuid4().hex[:8]}", "HWNAS_PORT": str(port),
-           "HWNAS_LEASE_SECONDS": "10", "PYTHONUNBUFFERED": "1"}
+           "HWNAS_LEASE_SECONDS": "10", "PYTHONUNBUFFERED": "1", **WORKER_ENV}
     api, api_log = start_process("api", hwnas_cmd("serve"), env, tmp_path)
     worker, worker_log = start_process("worker", hwnas_cmd("worker"), env, tmp_path)
     service = Service(f"http://127.0.0.1:{port}", env, {"api": api, "worker": worker},
@@ -183,7 +207,7 @@ def celery_stack(migrated_pg_url: str, redis_url: str, tmp_path: Path) -> Iterat
 def embedded_server(tmp_path: Path) -> Iterator[Service]:
     port = free_port()
     env = {**os.environ, "HWNAS_DATABASE_URL": f"sqlite:///{tmp_path / 'hwnas.db'}", "HWNAS_BROKER_URL": "",
-           "HWNAS_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+           "HWNAS_PORT": str(port), "PYTHONUNBUFFERED": "1", **WORKER_ENV}
     api, api_log = start_process("api", hwnas_cmd("serve", "--embedded"), env, tmp_path)
     service = Service(f"http://127.0.0.1:{port}", env, {"api": api}, {"api": api_log})
     try:
@@ -305,7 +329,7 @@ class Stack:
         self.log_dir = log_dir
         self.env = {**os.environ, "HWNAS_DATABASE_URL": database_url, "HWNAS_BROKER_URL": redis_url,
                     "HWNAS_QUEUE": f"hwnas-test-{uuid.uuid4().hex[:8]}", "HWNAS_PORT": str(port),
-                    "HWNAS_LEASE_SECONDS": str(lease_seconds), "PYTHONUNBUFFERED": "1", **env}
+                    "HWNAS_LEASE_SECONDS": str(lease_seconds), "PYTHONUNBUFFERED": "1", **WORKER_ENV, **env}
         self.api_key = create_api_key(self.env, "test-tenant")
         self.api, api_log = start_process("api", hwnas_cmd("serve"), self.env, log_dir)
         self.workers: list[subprocess.Popen[bytes]] = []

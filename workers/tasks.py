@@ -34,7 +34,7 @@ def _send_helpers(job_id: str, count: int) -> None:
 @app.task(name="hwnas.run_job")
 def run_job(job_id: str) -> str:
     outcome = execute_job(_factory(), job_id, owner=_worker_name(), lease_seconds=settings.lease_seconds,
-                          send_helpers=_send_helpers)
+                          send_helpers=_send_helpers, settings=settings)
     log.info("job %s: %s", job_id, outcome)
     return outcome
 
@@ -42,16 +42,17 @@ def run_job(job_id: str) -> str:
 @app.task(name="hwnas.evaluate_trials")
 def evaluate_trials(job_id: str) -> int:
     """Help a fanned-out job: evaluate candidates its owner handed out (see nas/fanout.py)."""
-    stored = help_with_job(_factory(), job_id, worker=_worker_name(), lease_seconds=settings.lease_seconds)
+    stored = help_with_job(_factory(), job_id, worker=_worker_name(), lease_seconds=settings.lease_seconds,
+                           settings=settings)
     log.info("job %s: helped with %d evaluations", job_id, stored)
     return stored
 
 
 @app.task(name="hwnas.reap")
 def reap() -> int:
-    """Re-queue jobs nobody runs: still queued, or running with a stale heartbeat."""
+    """Re-queue jobs nobody runs: still queued, or running with a stale heartbeat (with backoff)."""
     with session_scope(_factory()) as s:
-        ids = jobs_q.runnable_job_ids(s, settings.lease_seconds)
+        ids = jobs_q.jobs_to_requeue(s, settings.lease_seconds)
     for job_id in ids:
         run_job.delay(job_id)
     return len(ids)

@@ -32,7 +32,7 @@ def client(migrated_pg_url: str, small_csv: Path) -> Iterator[TestClient]:
     with session_scope(factory) as s:
         catalog_q.replace_benchmark(s, name="nb201", space="nb201", columns=data.columns, rows=data.rows,
                                     source="test")
-    app = create_app(Settings(database_url=migrated_pg_url, broker_url=""))
+    app = create_app(Settings(database_url=migrated_pg_url, embedded=True, allow_command_evaluator=True))
     with TestClient(app) as c:
         c.factory = factory  # type: ignore[attr-defined]
         yield c

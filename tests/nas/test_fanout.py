@@ -26,6 +26,7 @@ from storage import pending as pending_q
 from storage import tenants as tenants_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Job, PendingTrial
+from tests.conftest import EVAL_PYTHON
 from tests.nas.test_engine import ListRecorder
 
 
@@ -40,7 +41,7 @@ def command_spec(tmp_path: Path, *, budget: int, batch_size: int, parallelism: i
             "strategy": {"name": "evolution", "params": {"population_size": 8, "sample_size": 3}},
             "objectives": [{"metric": "accuracy", "goal": "maximize"},
                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-            "evaluator": {"type": "command", "command": f"{sys.executable} {script} {{arch}}"}}
+            "evaluator": {"type": "command", "command": f"{EVAL_PYTHON} {script} {{arch}}"}}
 
 
 def serial_archs(spec: dict[str, Any]) -> list[str]:

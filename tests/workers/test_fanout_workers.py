@@ -27,7 +27,7 @@ from nas.resolve import build_search
 from nas.spec import JobSpec
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import PendingTrial
-from tests.conftest import PrivateRedis, Stack, hwnas_cmd, start_process
+from tests.conftest import EVAL_PYTHON, PrivateRedis, Stack, hwnas_cmd, start_process
 from tests.nas.test_engine import ListRecorder
 from tests.workers.test_reliability import trials_of, wait_for
 
@@ -50,7 +50,7 @@ def fanout_spec(tmp_path: Path, marks: Path, sleep_s: float = 0.3) -> dict[str, 
             "strategy": {"name": "evolution", "params": {"population_size": 8, "sample_size": 3}},
             "objectives": [{"metric": "accuracy", "goal": "maximize"},
                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-            "evaluator": {"type": "command", "command": f"{sys.executable} {script} {{arch}}"}}
+            "evaluator": {"type": "command", "command": f"{EVAL_PYTHON} {script} {{arch}}"}}
 
 
 def serial_archs(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from storage import jobs as jobs_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Job, JobEvent
-from tests.conftest import Service
+from tests.conftest import EVAL_PYTHON, Service
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -25,7 +25,7 @@ def command_spec(script: Path, budget: int, **extra: Any) -> dict[str, Any]:
     return {"space": "nb201", "budget": {"evaluations": budget}, "strategy": {"name": "random"},
             "objectives": [{"metric": "accuracy", "goal": "maximize"},
                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-            "evaluator": {"type": "command", "command": f"{sys.executable} {script} {{arch}}"}, **extra}
+            "evaluator": {"type": "command", "command": f"{EVAL_PYTHON} {script} {{arch}}"}, **extra}
 
 
 def evaluator(tmp_path: Path, body: str) -> Path:
