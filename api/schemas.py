@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -82,9 +82,26 @@ class SearchSpacePublic(BaseModel):
     example: str
 
 
+class StrategyParamPublic(BaseModel):
+    """One declared strategy param: its JSON type, default and bounds (absent when unbounded)."""
+
+    name: str
+    type: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: float | None = None
+    exclusive_maximum: float | None = None
+    choices: list[Any] | None = None
+    max_items: int | None = None
+    description: str = ""
+
+
 class StrategyPublic(BaseModel):
     name: str
     description: str
+    #: What ``strategy.params`` may hold; anything else is a 422 naming ``strategy.params.X``.
+    params: list[StrategyParamPublic] = []
 
 
 class DevicePublic(BaseModel):
@@ -98,8 +115,10 @@ class DevicePublic(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    version: str
-    mode: str
-    database: str
-    broker: str
+    """Up or down per component; version and mode only for a caller with a key (or embedded mode)."""
+
+    status: Literal["ok", "down"]
+    database: Literal["up", "down"]
+    broker: Literal["up", "down", "embedded"]
+    version: str | None = None
+    mode: str | None = None

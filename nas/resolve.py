@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from latency_tables import LatencyEstimator, estimator_for, TableError
 from nas.catalog import Catalog, SpecError
@@ -72,13 +74,34 @@ def check_spec(spec: JobSpec, catalog: Catalog) -> None:
     if isinstance(ev, (TrainEvaluatorSpec, ProxyEvaluatorSpec)) and ev.dataset != "digits" \
             and not ev.dataset.endswith(".npz"):
         raise SpecError("evaluator.dataset", "dataset must be 'digits' or a path to an .npz file")
+    params = strategy_params(spec)
     try:
-        STRATEGIES[spec.strategy.name](Problem(get_space(spec.space), [], spec=spec), spec.seed,
-                                       **spec.strategy.params)
+        STRATEGIES[spec.strategy.name](Problem(get_space(spec.space), [], spec=spec), spec.seed, **params)
     except SpecError:
         raise
     except (TypeError, ValueError) as exc:
         raise SpecError("strategy.params", str(exc)) from None
+
+
+def strategy_params(spec: JobSpec) -> dict[str, Any]:
+    """The spec's strategy params checked against the strategy's declared ``Params`` (ranges, names).
+
+    Returns only the params given (the constructor's defaults apply to the rest); raises a
+    SpecError naming ``strategy.params.X``.
+    """
+    model = STRATEGIES[spec.strategy.name].Params
+    try:
+        return model.model_validate(spec.strategy.params).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            names = sorted(model.model_fields)
+            message = (f"strategy {spec.strategy.name!r} takes no param {where!r}; valid: "
+                       + (", ".join(names) if names else "none"))
+            raise SpecError(f"strategy.params.{where}", message, names) from None
+        raise SpecError(f"strategy.params.{where}" if where else "strategy.params", message) from None
 
 
 def _located_refs(spec: JobSpec) -> list[tuple[str, _MetricRef]]:
@@ -153,7 +176,7 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
         return mask
 
     problem = Problem(space, objectives, free_metrics, feasible, spec=spec, estimators=estimators)
-    strategy = STRATEGIES[spec.strategy.name](problem, spec.seed, **spec.strategy.params)
+    strategy = STRATEGIES[spec.strategy.name](problem, spec.seed, **strategy_params(spec))
     return Search(spec, space, estimators, objectives, problem, strategy,
                   _build_evaluator(spec, space, catalog, cwd, command_policy), reference_point(spec, estimators, energy, static, catalog),
                   constraints, energy)

@@ -124,6 +124,22 @@ class Quotas:
     max_active_evaluations: int
 
 
+class IdempotencyMismatch(ValueError):
+    """An Idempotency-Key the tenant already used for a different job spec."""
+
+    def __init__(self, key: str, job_id: str):
+        super().__init__(f"Idempotency-Key {key!r} was already used for job {job_id} with a different body; "
+                         "use a new key for a different spec")
+        self.key, self.job_id = key, job_id
+
+
+def _same_request(job: Job, spec: JobSpec, key: str) -> Job:
+    """The job an idempotency key made, if this request is the same one again (else raises)."""
+    if job.spec != spec.model_dump(mode="json"):
+        raise IdempotencyMismatch(key, job.id)
+    return job
+
+
 class QuotaExceeded(RuntimeError):
     def __init__(self, message: str, retry_after_s: int = 30):
         super().__init__(message)
@@ -149,7 +165,7 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
             existing = jobs_q.find_by_idempotency_key(s, idempotency_key, tenant_id)
         if existing is None:
             raise
-        return existing, False
+        return _same_request(existing, spec, idempotency_key), False
 
 
 def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, float], tenant_id: int,
@@ -159,7 +175,7 @@ def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, 
         if idempotency_key:
             existing = jobs_q.find_by_idempotency_key(s, idempotency_key, tenant_id)
             if existing is not None:
-                return existing, False
+                return _same_request(existing, spec, idempotency_key), False
         active_jobs, active_evaluations = jobs_q.active_load(s, tenant_id)
         if active_jobs >= quotas.max_concurrent_jobs:
             raise QuotaExceeded(f"{active_jobs} jobs are queued or running; the limit is "

@@ -29,7 +29,8 @@ def metric_key(metric: str, device: str | None) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    #: NaN and Infinity (which Python's JSON parser accepts) are refused in every float field
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 def one_of(value: str, valid: Iterable[str], what: str) -> str:
@@ -57,7 +58,8 @@ def _strategy_names() -> Iterable[str]:
 
 class StrategySpec(_Strict):
     name: str = Field(default="evolution", json_schema_extra=_enum_of(_strategy_names))
-    params: dict[str, Any] = Field(default_factory=dict)
+    #: Checked against the strategy's declared ``Params`` (names, ranges) when the job is submitted.
+    params: dict[str, Any] = Field(default_factory=dict, max_length=64)
 
     @field_validator("name")
     @classmethod
@@ -175,7 +177,8 @@ EXAMPLE_SPEC: dict[str, Any] = {
 
 
 class JobSpec(_Strict):
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE_SPEC]})
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False,
+                              json_schema_extra={"examples": [EXAMPLE_SPEC]})
 
     name: str = Field(default="", max_length=200)
     space: str = Field(json_schema_extra=_enum_of(lambda: SPACES))

@@ -35,20 +35,23 @@ EVAL_PYTHON = sys.executable if os.geteuid() != 0 else (
 WORKER_ENV = {"HWNAS_ALLOW_COMMAND_EVALUATOR": "true"}
 
 
-@pytest.fixture(autouse=True)
-def _tmp_path_readable_by_evaluators(request: pytest.FixtureRequest) -> None:
-    """A test's tmp_path (and the directories above it) readable by the sandboxed evaluator's user.
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """pytest's tmp_path, except when tests run as root: then a directory the sandboxed evaluator's
+    user (``nobody``) can read, since evaluator scripts written there run as that user. (pytest's
+    own tree is 0700 and shared by every pytest session of the user, which resets its mode.)"""
+    if os.geteuid() != 0:
+        import re
 
-    pytest makes them 0700; evaluator scripts written there run as ``nobody`` when tests run as root.
-    """
-    if os.geteuid() != 0 or "tmp_path" not in request.fixturenames:
+        yield tmp_path_factory.mktemp(re.sub(r"[\W]", "_", request.node.name)[:30], numbered=True)
         return
-    path: Path = request.getfixturevalue("tmp_path")
-    base = Path(request.config._tmp_path_factory.getbasetemp()).parent  # type: ignore[attr-defined]
-    for directory in (path, *path.parents):
-        directory.chmod(directory.stat().st_mode | 0o055)
-        if directory == base:
-            break
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="hwnas-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _unavailable(what: str, exc: Exception) -> None:

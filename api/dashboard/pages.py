@@ -168,8 +168,13 @@ def _architecture(request: Request, factory: SessionFactory, space_name: str, ar
                  **context)
 
 
+MAX_SEQ = 2**31 - 1
+
+
 @router.get("/jobs/{job_id}/trials/{seq}", response_class=HTMLResponse)
 def trial_page(request: Request, job_id: str, seq: int, factory: SessionFactory, caller: Viewer) -> HTMLResponse:
+    if not 0 <= seq <= MAX_SEQ:  # a trial's seq is a 32-bit column: larger ones do not exist
+        return _not_found(request, f"trial {seq} of job {job_id}")
     with session_scope(factory) as s:
         job = jobs_q.get_job(s, job_id, caller.tenant_id)
         trial = jobs_q.get_trial(s, job_id, seq) if job else None

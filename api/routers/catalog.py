@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
 from api.auth import CallerDep, current_caller
 from api.deps import SessionFactory
 from api.problems import COMMON_ERRORS, Problem, field_error, problem_responses
 from latency_tables import LatencyTable, TableError
-from api.schemas import DevicePublic, SearchSpacePublic, StrategyPublic
+from api.schemas import DevicePublic, SearchSpacePublic, StrategyParamPublic, StrategyPublic
 from nas.strategies import STRATEGIES
 from search_spaces import SPACES
 from storage import catalog as catalog_q
@@ -35,7 +36,25 @@ def search_spaces() -> list[SearchSpacePublic]:
 
 @router.get("/strategies", response_model=list[StrategyPublic])
 def strategies() -> list[StrategyPublic]:
-    return [StrategyPublic(name=name, description=cls.description) for name, cls in sorted(STRATEGIES.items())]
+    """Every strategy with the params it takes: type, default and range."""
+    return [StrategyPublic(name=name, description=cls.description, params=strategy_params_public(cls.Params))
+            for name, cls in sorted(STRATEGIES.items())]
+
+
+def strategy_params_public(model: type[BaseModel]) -> list[StrategyParamPublic]:
+    """The declared params, read from the model's JSON schema (bounds of ``X | None`` included)."""
+    out = []
+    for name, prop in model.model_json_schema().get("properties", {}).items():
+        options = prop.get("anyOf", [prop])
+        main = next((o for o in options if o.get("type") != "null"), options[0])
+        kinds = [o.get("type", "any") for o in options]
+        out.append(StrategyParamPublic(
+            name=name, type=" | ".join(k for k in kinds), default=prop.get("default"),
+            minimum=main.get("minimum"), maximum=main.get("maximum"),
+            exclusive_minimum=main.get("exclusiveMinimum"), exclusive_maximum=main.get("exclusiveMaximum"),
+            choices=main.get("enum"), max_items=main.get("maxItems", main.get("maxProperties")),
+            description=prop.get("description", "")))
+    return out
 
 
 def device_public(d: Device) -> DevicePublic:

@@ -5,9 +5,11 @@ from typing import Any
 
 import numpy as np
 
+from pydantic import Field
+
 from nas.pareto import pareto_ranks
 from nas.problem import Problem, TrialResult
-from nas.strategies.base import Strategy
+from nas.strategies.base import Strategy, StrategyParams
 
 
 class AgingEvolution(Strategy):
@@ -21,6 +23,10 @@ class AgingEvolution(Strategy):
 
     name = "evolution"
     description = "Aging evolution with Pareto-rank tournaments (Real et al. 2019)"
+
+    class Params(StrategyParams):
+        population_size: int = Field(50, ge=2, le=10_000, description="members kept (the oldest dies)")
+        sample_size: int = Field(10, ge=1, le=10_000, description="tournament size (<= population_size)")
 
     def __init__(self, problem: Problem, seed: int = 0, population_size: int = 50,
                  sample_size: int = 10):

@@ -92,7 +92,7 @@ def test_crashing_and_hanging_evaluations_fail_alone(celery_stack: Service, tmp_
     assert job.status == "succeeded" and job.evaluated == 12
     failed = [t for t in trials if t.status == "failed"]
     assert failed and len(failed) < 12 and job.failed == len(failed)
-    assert all("crashed on purpose" in t.error or "timed out" in t.error for t in failed)
+    assert all("crashed on purpose" in t.error or "timed out" in t.error for t in failed), [t.error for t in failed]
 
 
 def test_too_many_failures_stop_the_job_with_the_reason(celery_stack: Service, tmp_path: Path) -> None:
