@@ -131,7 +131,7 @@ def install(app: FastAPI) -> None:
     async def _invalid_data(request: Request, exc: InvalidData) -> JSONResponse:
         log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
         return _response(request, Problem(422, "Invalid request", "the request holds a value the service cannot "
-                                          "store (out of range, too long or not representable)"))
+                                          "store (too large, too long or not representable)"))
 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict) -> JSONResponse:

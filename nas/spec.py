@@ -32,6 +32,14 @@ class _Strict(BaseModel):
     #: NaN and Infinity (which Python's JSON parser accepts) are refused in every float field
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL stores no NUL character in text or JSON: refuse it here, naming the field."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
 
 def one_of(value: str, valid: Iterable[str], what: str) -> str:
     """``value`` if it is a valid name, else an error that lists the valid ones."""
