@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from hwnas.settings import Settings
 
-from nas.service import execute_job
+from nas.service import execute_job, worker_identity
 from storage import jobs as jobs_q
 from storage.db import session_scope
 
@@ -23,7 +21,7 @@ class LocalWorker:
                  settings: Settings | None = None):
         self.factory, self.settings = factory, settings
         self.lease_seconds = lease_seconds
-        self.owner = f"embedded@{socket.gethostname()}:{os.getpid()}"
+        self.owner = worker_identity("embedded")
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hwnas-job")
 
     def enqueue(self, job_id: str) -> None:

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -84,6 +88,38 @@ def register_shipped_tables(factory: sessionmaker[Session]) -> int:
         for table in tables:
             catalog_q.upsert_device(s, table.to_dict())
     return len(tables)
+
+
+_OWNER = re.compile(r"@(?P<host>[^:#]+):(?P<pid>\d+)#(?P<ns>\d+)$")
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        return "0"
+
+
+def worker_identity(kind: str) -> str:
+    """A job owner's name: ``kind@host:pid#pidns``; on the same host and PID namespace, another
+    worker can tell that the owner died (``owner_is_dead``) without waiting for its lease."""
+    return f"{kind}@{socket.gethostname()}:{os.getpid()}#{_pid_namespace()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when ``owner`` is provably gone: a process of this host and PID namespace that no
+    longer exists (or is a zombie). Anything else (another machine, an old name format) waits for the lease."""
+    found = _OWNER.search(owner)
+    if not found or found["host"] != socket.gethostname() or found["ns"] != _pid_namespace():
+        return False
+    pid = int(found["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
 
 
 def command_policy(settings: Settings) -> CommandPolicy:
@@ -302,6 +338,12 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     settings = settings or get_settings()
     with session_scope(factory) as s:
         token = jobs_q.claim(s, job_id, owner, lease_seconds)
+        if token is None:
+            lease = jobs_q.lease_of(s, job_id)
+            if lease and lease[0] == "running" and lease[1] and lease[2] and owner_is_dead(lease[2]):
+                token = jobs_q.take_over(s, job_id, owner, lease[1])
+                if token:
+                    log.warning("job %s: its owner %s died; taken over at once", job_id, lease[2])
     if token is None:
         return "not claimed"
     with session_scope(factory) as s:

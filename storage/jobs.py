@@ -125,11 +125,19 @@ def claim(session: Session, job_id: str, owner: str, lease_seconds: int) -> str 
     Taking over a stale lease counts a lost delivery (the previous owner died or lost the
     database for a whole lease); ``record_batch`` resets the count when the job makes progress.
     """
+    return _take(session, job_id, owner, or_(Job.lease_token.is_(None), Job.heartbeat_at < db_now(-lease_seconds)))
+
+
+def take_over(session: Session, job_id: str, owner: str, dead_token: str) -> str | None:
+    """Claim a running job whose owner is known to be dead (its lease need not be stale yet)."""
+    return _take(session, job_id, owner, Job.lease_token == dead_token)
+
+
+def _take(session: Session, job_id: str, owner: str, condition: Any) -> str | None:
     token = str(uuid.uuid4())
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(("queued", "running")),
-               or_(Job.lease_token.is_(None), Job.heartbeat_at < db_now(-lease_seconds)))
+        .where(Job.id == job_id, Job.status.in_(("queued", "running")), condition)
         .values(lease_token=token, lease_owner=owner, heartbeat_at=db_now(), status="running",
                 attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, db_now()),
                 lost_deliveries=Job.lost_deliveries + case((Job.status == "running", 1), else_=0),
@@ -139,6 +147,12 @@ def claim(session: Session, job_id: str, owner: str, lease_seconds: int) -> str 
         return None
     session.add(JobEvent(job_id=job_id, kind="started", message=f"claimed by {owner}"))
     return token
+
+
+def lease_of(session: Session, job_id: str) -> tuple[str, str | None, str | None] | None:
+    """(status, lease token, lease owner) of a job."""
+    row = session.execute(select(Job.status, Job.lease_token, Job.lease_owner).where(Job.id == job_id)).first()
+    return (row[0], row[1], row[2]) if row else None
 
 
 def _owned(job_id: str, token: str) -> Any:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas.service import execute_job, help_with_job
+from nas.service import execute_job, help_with_job, worker_identity
 from storage import jobs as jobs_q
 from storage.db import make_engine, make_session_factory, session_scope
 from workers.celery_app import app, settings
@@ -23,7 +21,7 @@ def _factory() -> sessionmaker[Session]:
 
 
 def _worker_name() -> str:
-    return f"celery@{socket.gethostname()}:{os.getpid()}"
+    return worker_identity("celery")
 
 
 def _send_helpers(job_id: str, count: int) -> None:
