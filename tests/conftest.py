@@ -338,10 +338,11 @@ class Stack:
         self.workers: list[subprocess.Popen[bytes]] = []
         wait_healthy(self.url, self.api, api_log)
 
-    def start_worker(self, beat: bool = True) -> subprocess.Popen[bytes]:
+    def start_worker(self, beat: bool = True, **env: str) -> subprocess.Popen[bytes]:
+        """A worker process; ``env`` adds to its environment (e.g. a faked clock)."""
         name = f"worker{len(self.workers)}"
         args = hwnas_cmd("worker", *([] if beat else ["--no-beat"]))
-        proc, _ = start_process(name, args, self.env, self.log_dir)
+        proc, _ = start_process(name, args, {**self.env, **env}, self.log_dir)
         self.workers.append(proc)
         return proc
 
