@@ -101,8 +101,11 @@ def worker(concurrency: Annotated[int, typer.Option(help="Jobs run at once (proc
     if settings.embedded or not settings.broker_url:
         fail("a worker needs HWNAS_BROKER_URL and HWNAS_EMBEDDED unset", "export HWNAS_BROKER_URL=redis://127.0.0.1:6379/0, "
              "or run `hwnas serve --embedded` which needs no worker")
+    from nas.evaluators.command import protect_this_process
     from workers.celery_app import app as celery_app
 
+    if os.geteuid() != 0:  # commands then run as this user: keep them out of its memory and environment
+        protect_this_process()
     argv = ["worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "--queues", settings.queue]
     if beat:
         argv += ["--beat", "--schedule", str(Path(tempfile.gettempdir()) / f"hwnas-beat-{os.getpid()}")]

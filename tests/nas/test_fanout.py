@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from hwnas.settings import Settings
 from nas.catalog import MemoryCatalog
 from nas.engine import run_search
 from nas.fanout import ThreadedDispatch
@@ -132,6 +133,9 @@ def test_no_candidate_of_a_cancelled_job_starts(factory: Any, tmp_path: Path) ->
         assert claimed and claimed.candidates == [(0, "a0")]  # the running one finishes
 
 
+ALLOW = Settings(allow_command_evaluator=True)  # the command evaluator is off unless the operator says so
+
+
 def test_owner_and_helper_threads_record_every_trial_exactly_once(factory: Any, tmp_path: Path) -> None:
     spec = command_spec(tmp_path, budget=20, batch_size=6, parallelism=3)
     job_id, _ = running_job(factory, spec)
@@ -143,11 +147,12 @@ def test_owner_and_helper_threads_record_every_trial_exactly_once(factory: Any, 
     def send_helpers(job: str, count: int) -> None:
         for n in range(count):
             t = threading.Thread(target=lambda: helped.append(
-                help_with_job(factory, job, worker=f"helper{len(helpers)}", lease_seconds=60)))
+                help_with_job(factory, job, worker=f"helper{len(helpers)}", lease_seconds=60, settings=ALLOW)))
             helpers.append(t)
             t.start()
 
-    outcome = execute_job(factory, job_id, owner="owner", lease_seconds=60, send_helpers=send_helpers)
+    outcome = execute_job(factory, job_id, owner="owner", lease_seconds=60, send_helpers=send_helpers,
+                          settings=ALLOW)
     for t in helpers:
         t.join()
     assert outcome == "succeeded"
