@@ -36,6 +36,7 @@ BUDGET = 24
 
 def fanout_spec(tmp_path: Path, marks: Path, sleep_s: float = 0.3) -> dict[str, Any]:
     marks.mkdir(exist_ok=True)
+    marks.chmod(0o777)  # the sandboxed evaluator (``nobody`` under a root worker) writes its marks here
     script = tmp_path / "marking_eval.py"
     script.write_text(
         "import json, os, sys, time, zlib\n"
@@ -96,7 +97,8 @@ def assert_exact(stack: Stack, job_id: str, expected_archs: list[str]) -> None:
 
 @pytest.fixture
 def stack(make_stack: Callable[..., Stack], migrated_pg_url: str, private_redis: PrivateRedis) -> Stack:
-    return make_stack(migrated_pg_url, private_redis.url)
+    # the evaluator reads EVAL_TAG and EVAL_SLEEP: the sandbox passes only allow-listed variables
+    return make_stack(migrated_pg_url, private_redis.url, HWNAS_COMMAND_ENV_ALLOW="EVAL_TAG,EVAL_SLEEP")
 
 
 def test_two_workers_share_one_job_and_record_each_trial_once(stack: Stack, tmp_path: Path,
