@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nas.catalog import SpecError
-from nas.service import IdempotencyMismatch, QuotaExceeded
-from nas.evaluators import EVALUATOR_TYPES
 from sqlalchemy.exc import SQLAlchemyError
 
+from nas.service import IdempotencyMismatch, QuotaExceeded
+from nas.registry import EVALUATORS
 from storage.db import Conflict, InvalidData, StorageError, Unavailable
 
 log = logging.getLogger("hwnas.api")
@@ -75,7 +75,7 @@ def json_path(loc: Sequence[str | int]) -> str:
             continue
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]"]
-        elif i > 0 and loc[i - 1] == "evaluator" and item in EVALUATOR_TYPES:
+        elif i > 0 and loc[i - 1] == "evaluator" and item in EVALUATORS:
             continue
         else:
             parts.append(str(item))

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from hwnas.settings import Settings
+from hwnas_settings import Settings
 
 from nas.service import execute_job, worker_identity
 from storage import jobs as jobs_q

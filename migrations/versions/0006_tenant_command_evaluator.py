@@ -6,7 +6,7 @@
 - jobs.requeues / jobs.requeued_at: the reaper's re-sends of a job nobody runs (backoff).
 
 Revision ID: 0006_tenant_command_evaluator
-Revises: 0004_job_phase
+Revises: 0005_search_spaces
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0006_tenant_command_evaluator"
-down_revision = "0004_job_phase"
+down_revision = "0005_search_spaces"
 branch_labels = None
 depends_on = None
 

@@ -9,9 +9,11 @@ from pydantic import Field
 
 from nas.pareto import pareto_ranks
 from nas.problem import Problem, TrialResult
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy, StrategyParams
 
 
+@STRATEGIES.register
 class AgingEvolution(Strategy):
     """Aging evolution (Real et al., 2019), multi-objective.
 

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from nas.pareto import pareto_ranks
 from nas.problem import Problem, TrialResult
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy, StrategyParams
 
 Member = tuple[str, list[float]]
@@ -57,6 +58,7 @@ def select(members: list[Member], k: int) -> list[Member]:
     return [members[i] for i in sorted(chosen)]
 
 
+@STRATEGIES.register
 class NSGA2(Strategy):
     name = "nsga2"
     description = "NSGA-II: rank + crowding selection, uniform crossover, per-position mutation"

@@ -25,11 +25,13 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from nas.problem import Problem, TrialResult
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy, StrategyParams
 
 SOFT_WEIGHTS = (0.0, -0.07, -0.2, -0.5, -1.0)
 
 
+@STRATEGIES.register
 class Reinforce(Strategy):
     name = "rl"
     description = "REINFORCE controller, MnasNet reward ACC*(LAT/T)^w (soft/hard), Pareto mode sweeps w"

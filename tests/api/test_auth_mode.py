@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from hwnas.cli.main import app as cli
-from hwnas.settings import Settings, UnsafeSettings
+from hwnas_settings import Settings, UnsafeSettings
 from tests.conftest import EVAL_PYTHON, ROOT, Service, hwnas_cmd
 
 

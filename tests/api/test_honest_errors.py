@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from hwnas.settings import Settings
+from hwnas_settings import Settings
 from tests.api.inprocess import SPEC, Api, running_api
 from tests.conftest import ROOT, hwnas_cmd
 

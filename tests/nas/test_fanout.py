@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from hwnas.settings import Settings
+from hwnas_settings import Settings
 from nas.catalog import MemoryCatalog
 from nas.engine import run_search
 from nas.fanout import ThreadedDispatch

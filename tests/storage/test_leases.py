@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from hwnas.settings import Settings
+from hwnas_settings import Settings
 from nas.service import execute_job
 from storage import jobs as jobs_q
 from storage import tenants as tenants_q
