@@ -101,8 +101,7 @@ def strategy_params(spec: JobSpec) -> dict[str, Any]:
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             names = sorted(model.model_fields)
-            message = (f"strategy {spec.strategy.name!r} takes no param {where!r}; valid: "
-                       + (", ".join(names) if names else "none"))
+            message = f"strategy {spec.strategy.name!r} takes no param {where!r}" + ("" if names else " (it takes none)")
             raise SpecError(f"strategy.params.{where}", message, names) from None
         raise SpecError(f"strategy.params.{where}" if where else "strategy.params", message) from None
 
