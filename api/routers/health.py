@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["health"])
 log = logging.getLogger("hwnas.api")
 
 
-@router.get("/health", response_model=Health,
+@router.get("/health", response_model=Health, operation_id="get_health",
             responses={503: {"model": Health, "description": "a component is down"}, **problem_responses(405, 500)})
 def health(request: Request, factory: SessionFactory, settings: SettingsDep) -> Health | JSONResponse:
     database = "up"
