@@ -23,6 +23,7 @@ from nas.fanout import DbFanOut, SendHelpers, ThreadedDispatch, help_evaluate, t
 from nas.resolve import Search, build_estimators, build_evaluator, build_search, check_spec, reference_point
 from nas.spec import JobSpec
 from storage import catalog as catalog_q
+from storage import hypervolume as hv_q
 from storage import jobs as jobs_q
 from storage import pending as pending_q
 from storage import tenants as tenants_q
@@ -36,19 +37,42 @@ _CACHE_SIZE = 4
 
 
 class DbCatalog:
-    """nas.catalog.Catalog over the devices and benchmark tables stored in the database."""
+    """nas.catalog.Catalog over the devices and benchmark tables stored in the database.
 
-    def __init__(self, factory: sessionmaker[Session]):
+    ``tenant_id`` scopes the latency tables to those the tenant may use (its own, shared
+    and shipped ones; None: all, for operator commands). ``pins`` (a job's
+    ``table_pins``) makes every pinned device read that exact stored version.
+    ``resolved`` records the version of each table handed out: what submit pins.
+    """
+
+    def __init__(self, factory: sessionmaker[Session], tenant_id: int | None = None,
+                 pins: dict[str, str] | None = None):
         self.factory = factory
+        self.tenant_id = tenant_id
+        self.pins = dict(pins or {})
+        self.resolved: dict[str, str] = {}
+        self._tables: dict[str, LatencyTable | None] = {}
 
     def latency_table(self, space: str, device: str) -> LatencyTable | None:
+        key = pin_key(space, device)
+        if key in self._tables:
+            return self._tables[key]
         with session_scope(self.factory) as s:
-            rows = catalog_q.get_device(s, device, space)
-            return LatencyTable.from_dict(rows[0].table) if rows else None
+            if key in self.pins:
+                data = catalog_q.table_version(s, self.pins[key])
+                digest = self.pins[key]
+            else:
+                rows = catalog_q.get_device(s, device, space, tenant_id=self.tenant_id)
+                data, digest = (rows[0].table, rows[0].content_hash) if rows else (None, "")
+        table = LatencyTable.from_dict(data) if data is not None else None
+        if table is not None and digest:
+            self.resolved[key] = digest
+        self._tables[key] = table
+        return table
 
     def device_names(self, space: str) -> list[str]:
         with session_scope(self.factory) as s:
-            return [d.name for d in catalog_q.list_devices(s, space)]
+            return [d.name for d in catalog_q.list_devices(s, space, tenant_id=self.tenant_id)]
 
     def benchmark_info(self, name: str) -> BenchmarkInfo | None:
         with session_scope(self.factory) as s:
@@ -71,6 +95,10 @@ class DbCatalog:
     def benchmark_names(self) -> list[str]:
         with session_scope(self.factory) as s:
             return [t.name for t in catalog_q.list_benchmarks(s)]
+
+
+def pin_key(space: str, device: str) -> str:
+    return f"{space}/{device}"
 
 
 def register_shipped_tables(factory: sessionmaker[Session]) -> int:
@@ -101,11 +129,12 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
     The tenant's row is locked for the transaction, so concurrent submissions of
     one tenant are serialised: one job per idempotency key, quotas hold exactly.
     """
-    catalog = DbCatalog(factory)
+    catalog = DbCatalog(factory, tenant_id)
     check_spec(spec, catalog)
     reference = reference_point(spec, build_estimators(spec, catalog), catalog=catalog)
+    pins = dict(sorted(catalog.resolved.items()))  # every table the check read: the job reads the same
     try:
-        return _create(factory, spec, reference, tenant_id, quotas, idempotency_key)
+        return _create(factory, spec, reference, tenant_id, quotas, idempotency_key, pins)
     except Conflict:
         if not idempotency_key:
             raise
@@ -117,7 +146,7 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
 
 
 def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, float], tenant_id: int,
-            quotas: Quotas, idempotency_key: str | None) -> tuple[Job, bool]:
+            quotas: Quotas, idempotency_key: str | None, pins: dict[str, str]) -> tuple[Job, bool]:
     with session_scope(factory) as s:
         tenants_q.lock_tenant(s, tenant_id)
         if idempotency_key:
@@ -134,6 +163,7 @@ def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, 
         job = jobs_q.create_job(s, spec=spec.model_dump(mode="json"), name=spec.name,
                                 budget=spec.budget.evaluations, reference_point=reference, tenant_id=tenant_id,
                                 idempotency_key=idempotency_key)
+        job.table_pins = pins
     return job, True
 
 
@@ -144,10 +174,13 @@ class DbRecorder(Recorder):
         self.lease_lost = threading.Event()
         #: cancel flag read back by the last write; None until the first write
         self._cancel_seen: bool | None = None
+        #: evaluations of the last hypervolume history row stored (set on resume)
+        self._hv_stored = 0
 
     def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
         with session_scope(self.factory) as s:
             job = jobs_q.owned_job(s, self.job_id, self.token)
+            self._hv_stored = hv_q.last_evaluations(s, self.job_id)
             trials = [TrialRecord(seq=t.seq, arch=t.arch, arch_hash=t.arch_hash, status=t.status,
                                   metrics=t.metrics, error=t.error, started_at=t.started_at,
                                   finished_at=t.finished_at) for t in jobs_q.job_trials(s, self.job_id)]
@@ -163,6 +196,7 @@ class DbRecorder(Recorder):
                         s, self.job_id, self.token, rows, checkpoint=checkpoint, evaluated=summary.evaluated,
                         failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume,
                         best=summary.best, phase=summary.phase)
+                    hv_q.append(s, self.job_id, [h for h in summary.hv_history if h[0] > self._hv_stored])
                     pending_q.clear(s, self.job_id)  # a fanned-out batch, now recorded
             except Conflict:
                 # a retry after a connection lost during COMMIT: the first attempt may have landed
@@ -171,6 +205,8 @@ class DbRecorder(Recorder):
                         raise
 
         self._retrying(write)
+        if summary.hv_history:
+            self._hv_stored = max(self._hv_stored, summary.hv_history[-1][0])
 
     def _retrying(self, action: Callable[[], None]) -> None:
         """Ride out a database restart for up to one lease; after that another worker may own the job."""
@@ -231,9 +267,10 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     with session_scope(factory) as s:
         job = jobs_q.owned_job(s, job_id, token)
         spec_data, first_start = job.spec, job.started_at
+        tenant_id, pins = job.tenant_id, job.table_pins
     try:
         spec = JobSpec.model_validate(spec_data)
-        search = build_search(spec, DbCatalog(factory))
+        search = build_search(spec, DbCatalog(factory, tenant_id, pins))
     except (SpecError, ValueError) as exc:
         _finish(factory, job_id, token, "failed", f"the job cannot run: {exc}")
         return "failed"

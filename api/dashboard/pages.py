@@ -29,6 +29,7 @@ from api.problems import Problem
 from hwnas import __version__
 from search_spaces import SPACES, InvalidArchitecture
 from storage import catalog as catalog_q
+from storage import hypervolume as hv_q
 from storage import jobs as jobs_q
 from storage import tenants as tenants_q
 from storage.db import session_scope
@@ -127,7 +128,7 @@ def job_series_json(job_id: str, factory: SessionFactory, caller: Viewer) -> Res
         if job is None:
             raise Problem(404, "Job not found", f"no job {job_id!r}")
         trials = jobs_q.job_trials(s, job.id)
-        body = job_series(job.spec, job.reference_point, job.front or [], trials)
+        body = job_series(job.spec, job.reference_point, job.front or [], trials, hv_q.history(s, job.id))
         body.update(job_id=job.id, job_status=job.status, evaluated=job.evaluated, budget=job.budget,
                     hypervolume_stored=job.hypervolume)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
