@@ -30,6 +30,7 @@ class Caller:
     tenant: str
     quotas: Quotas
     rate_limit_per_minute: int
+    max_device_tables: int = 20
 
 
 class KeyCache:
@@ -56,7 +57,9 @@ def caller_for(tenant: Tenant, settings: SettingsDep) -> Caller:
         tenant_id=tenant.id, tenant=tenant.name,
         quotas=Quotas(max_concurrent_jobs=tenant.max_concurrent_jobs or settings.max_concurrent_jobs,
                       max_active_evaluations=tenant.max_active_evaluations or settings.max_active_evaluations),
-        rate_limit_per_minute=tenant.rate_limit_per_minute or settings.rate_limit_per_minute)
+        rate_limit_per_minute=tenant.rate_limit_per_minute or settings.rate_limit_per_minute,
+        max_device_tables=(settings.max_device_tables if tenant.max_device_tables is None
+                           else tenant.max_device_tables))
 
 
 #: Cookie the dashboard's login page sets (HttpOnly, SameSite=Strict), so browsers can send the key.

@@ -153,7 +153,7 @@ def download(job_id: str, which: Literal["trials", "front"], fmt: Literal["csv",
     return _download(job_id, factory, caller, which, fmt)
 
 
-def _architecture(request: Request, factory: SessionFactory, space_name: str, arch: str,
+def _architecture(request: Request, factory: SessionFactory, space_name: str, arch: str, tenant_id: int,
                   **context: Any) -> HTMLResponse:
     space = SPACES.get(space_name)
     if space is None:
@@ -163,7 +163,7 @@ def _architecture(request: Request, factory: SessionFactory, space_name: str, ar
     except InvalidArchitecture as exc:
         return _page(request, "not_found.html", 422, title="Invalid architecture", what=str(exc))
     with session_scope(factory) as s:
-        tables = [d.table for d in catalog_q.list_devices(s, space.name)]
+        tables = [d.table for d in catalog_q.list_devices(s, space.name, tenant_id=tenant_id)]
     return _page(request, "architecture.html", title="Architecture", space=space, arch=arch, svg=svg,
                  hash=space.canonical_hash(arch), predictions=predicted_latencies(space, arch, tables),
                  **context)
@@ -176,14 +176,14 @@ def trial_page(request: Request, job_id: str, seq: int, factory: SessionFactory,
         trial = jobs_q.get_trial(s, job_id, seq) if job else None
     if job is None or trial is None:
         return _not_found(request, f"trial {seq} of job {job_id}")
-    return _architecture(request, factory, job.spec["space"], trial.arch, job=job, trial=trial,
+    return _architecture(request, factory, job.spec["space"], trial.arch, caller.tenant_id, job=job, trial=trial,
                          on_front=seq in (job.front or []))
 
 
 @router.get("/architectures/{space}", response_class=HTMLResponse)
 def architecture_page(request: Request, space: str, factory: SessionFactory, caller: Viewer,
                       arch: Annotated[str, Query(min_length=1, max_length=4000)]) -> HTMLResponse:
-    return _architecture(request, factory, space, arch, job=None, trial=None, on_front=False)
+    return _architecture(request, factory, space, arch, caller.tenant_id, job=None, trial=None, on_front=False)
 
 
 @router.get("/devices", response_class=HTMLResponse)
@@ -191,7 +191,8 @@ def devices_page(request: Request, factory: SessionFactory, caller: Viewer) -> H
     with session_scope(factory) as s:
         devices = [{"name": d.name, "space": d.space, "kind": d.kind, "device": d.table.get("device", {}),
                     "entries": len(d.table.get("entries", {})), "provenance": d.table.get("provenance", {}),
-                    "validation": d.table.get("validation", {})} for d in catalog_q.list_devices(s)]
+                    "validation": d.table.get("validation", {})}
+                   for d in catalog_q.list_devices(s, tenant_id=caller.tenant_id)]
     return _page(request, "devices.html", title="Devices", devices=devices)
 
 

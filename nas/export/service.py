@@ -40,9 +40,12 @@ def export_trial(factory: sessionmaker[Session], *, tenant_id: int, job_id: str,
             raise NotFound(f"job {job_id} has no trial {trial_id}")
         spec = JobSpec.model_validate(job.spec)
         tables = []
-        for device in catalog_q.list_devices(s, spec.space):
+        pins = job.table_pins or {}
+        for device in catalog_q.list_devices(s, spec.space, tenant_id=tenant_id):
+            pinned = pins.get(f"{spec.space}/{device.name}")  # the version the job ran with
+            data = (catalog_q.table_version(s, pinned) if pinned else None) or device.table
             try:
-                tables.append(LatencyTable.from_dict(device.table))
+                tables.append(LatencyTable.from_dict(data))
             except TableError:
                 continue  # stored tables were checked on upload; a broken one is left out, not fatal
         info = {"id": job.id, "name": job.name, "trial_id": trial.id, "trial_seq": trial.seq,
@@ -50,7 +53,7 @@ def export_trial(factory: sessionmaker[Session], *, tenant_id: int, job_id: str,
         arch = trial.arch
     with tempfile.TemporaryDirectory(prefix="hwnas-export-") as tmp:
         result = export_architecture(spec.space, arch, fmt, Path(tmp), tables=tables,
-                                     tables_source="every device registered on this server",
+                                     tables_source="every device table this tenant may use (the job's pinned versions for its devices)",
                                      seed=spec.seed, used_devices=spec.devices(), job=info)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
