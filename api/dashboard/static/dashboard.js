@@ -1,5 +1,5 @@
 // hwnas dashboard: a little JavaScript over server-rendered pages. No build step.
-// Data comes from the JSON API (/v1/...) and /jobs/{id}/series.json; plots use plotly.js
+// Data comes from the JSON API's job routes under the dashboard session (/ui/jobs/...) and /jobs/{id}/series.json; plots use plotly.js
 // served from the installed plotly package. window.hwnasTimings holds render timings.
 "use strict";
 (function () {
@@ -27,7 +27,12 @@
     return node;
   }
 
-  async function getJSON(url, init) {
+  // The session's CSRF token (base.html), sent with every change the page asks for.
+  const CSRF = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  async function getJSON(url, init = {}) {
+    const method = (init.method || "GET").toUpperCase();
+    if (method !== "GET") init = { ...init, headers: { ...(init.headers || {}), "X-CSRF-Token": CSRF } };
     const r = await fetch(url, init);
     if (!r.ok) {
       const body = await r.json().catch(() => ({}));
@@ -233,7 +238,7 @@
       let took = 1000;
       try {
         const wasRunning = !TERMINAL.includes(status);
-        showJob(await getJSON(`/v1/jobs/${jobId}`));
+        showJob(await getJSON(`/ui/jobs/${jobId}`));
         if (wasRunning) { took = await loadSeries(); table.reload(); }
       } catch (e) {
         document.getElementById("plot-caption").textContent = `Update failed: ${e.message}; retrying.`;
@@ -248,7 +253,7 @@
       btn.disabled = true;
       state.textContent = "Cancelling…";
       try {
-        const j = await getJSON(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
+        const j = await getJSON(`/ui/jobs/${jobId}/cancel`, { method: "POST" });
         state.textContent = j.status === "cancelled" ? "Job cancelled."
           : "Cancel requested: the job stops before its next evaluation.";
         showJob(j);
@@ -294,7 +299,7 @@
 
     async function load() {
       const n = Number(size.value);
-      const page = await getJSON(`/v1/jobs/${jobId}/trials?sort=${encodeURIComponent(sort)}&limit=${n}&offset=${offset}`);
+      const page = await getJSON(`/ui/jobs/${jobId}/trials?sort=${encodeURIComponent(sort)}&limit=${n}&offset=${offset}`);
       total = page.total;
       rows.replaceChildren(...page.items.map((t) => {
         const tr = text("tr", null, { "data-seq": String(t.seq) });
@@ -340,8 +345,8 @@
     const caption = document.getElementById("compare-caption");
     try {
       const [fronts, jobs] = await Promise.all([
-        Promise.all(ids.map((id) => getJSON(`/v1/jobs/${id}/pareto`))),
-        Promise.all(ids.map((id) => getJSON(`/v1/jobs/${id}`)))]);
+        Promise.all(ids.map((id) => getJSON(`/ui/jobs/${id}/pareto`))),
+        Promise.all(ids.map((id) => getJSON(`/ui/jobs/${id}`)))]);
       const keysOf = (f) => f.objectives.map((o) => o.key);
       const devices = [...new Set(fronts.flatMap((f) => f.objectives.filter((o) => o.device).map((o) => o.device)))].sort();
       const plain = fronts.flatMap((f) => f.objectives.filter((o) => !o.device).map((o) => o.key));
@@ -380,6 +385,13 @@
   }
 
   /* ---------------------------------------------------------------- login */
+  // Only a path on this site (the server checks too): "/\\evil", "//evil" or a scheme go home instead.
+  function sameOriginPath(next) {
+    if (!next || !/^\/(?![\/\\])/.test(next) || /[\s\\]/.test(next)) return "/";
+    const url = new URL(next, window.location.origin);
+    return url.origin === window.location.origin ? url.pathname + url.search + url.hash : "/";
+  }
+
   function initLogin() {
     const form = document.getElementById("login-form");
     if (!form) return;
@@ -388,7 +400,7 @@
       const state = document.getElementById("login-state");
       const r = await fetch("/login", { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ api_key: document.getElementById("api-key").value }) });
-      if (r.ok) window.location.href = form.dataset.next || "/";
+      if (r.ok) window.location.href = sameOriginPath(form.dataset.next);
       else state.textContent = r.status === 401 ? "That key is unknown or revoked." : `Login failed (HTTP ${r.status}).`;
     });
   }
