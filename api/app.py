@@ -15,6 +15,7 @@ from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from api.routers import catalog, exports, health, jobs
 from hwnas import __version__
 from hwnas.settings import Settings, get_settings
+from nas.export.service import ExportRunner
 from nas.local_worker import LocalWorker
 from nas.service import register_shipped_tables
 from storage.db import make_engine, make_session_factory
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.enqueue = lambda job_id: sender.send_task(CELERY_TASK, args=[job_id], queue=settings.queue)
             app.state.ping_broker = lambda: sender.connection_for_write().ensure_connection(max_retries=1)
         yield
+        app.state.export_runner.shutdown()
         if worker:
             worker.shutdown()
         engine.dispose()
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.session_factory = factory
     app.state.key_cache = KeyCache()
+    app.state.export_runner = ExportRunner(settings.export_workers, settings.export_queue, settings.export_timeout_s)
     app.state.rate_limiter = RedisRateLimiter(settings.broker_url) if settings.broker_url else MemoryRateLimiter()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     problems.install(app)

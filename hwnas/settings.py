@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     failed_auth_per_minute: int = Field(default=30, ge=1)
     login_attempts_per_minute: int = Field(default=10, ge=1)
     #: Model exports (ONNX/torch): processes that build them, per-tenant exports a minute,
-    #: exports waiting at most (503 beyond), and the longest one export may take.
+    #: requests waiting at most (503 beyond), and the CPU seconds one build may use.
     export_workers: int = Field(default=1, ge=1, le=16)
     export_rate_per_minute: int = Field(default=30, ge=1)
     export_queue: int = Field(default=16, ge=1)
