@@ -94,8 +94,11 @@ def check_predictions(table: LatencyTable, space: SearchSpace) -> None:
     for metric, correction in TABLE_METRICS.items():
         if not table.has_metric(metric):
             continue
-        with np.errstate(over="ignore", invalid="ignore"):
-            lo, hi = LatencyEstimator(table, space, metric).bounds()
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                lo, hi = LatencyEstimator(table, space, metric).bounds()
+        except ValueError as exc:  # a space the estimator cannot cover: nothing to check against
+            raise TableError(f"cannot check predictions over space {space.name!r}: {exc}", entry="space") from None
         intercept = table.intercept_of(metric)
         if not math.isfinite(lo) or lo < 0:
             if intercept < 0:
