@@ -119,10 +119,8 @@ def check_predictions(table: LatencyTable, space: SearchSpace) -> None:
 
 
 def _fingerprint(table: LatencyTable, metric: str) -> str:
-    """What a prediction depends on, hashed: provenance and validation changes share an estimator."""
-    content = {"space": table.space, "metric": metric, "corrections": table.corrections,
-               "entries": {k: [e.mean, e.energy_mj] for k, e in sorted(table.entries.items())}}
-    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+    """The table's whole content, hashed (an estimator exposes its table, validation block included)."""
+    return hashlib.sha256(json.dumps([metric, table.to_dict()], sort_keys=True).encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
