@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from api.deps import SessionFactory, SettingsDep
 from api.problems import Problem
 from api.ratelimit import RateLimiter
-from hwnas.settings import Settings
+from hwnas_settings import Settings
 from nas.service import Quotas
 from storage import tenants as tenants_q
 from storage.db import session_scope

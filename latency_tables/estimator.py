@@ -142,7 +142,7 @@ def estimator_for(table: LatencyTable, space: SearchSpace, metric: str = "latenc
     """A shared estimator per table content: building one enumerates a whole small space
     (tens of milliseconds for nb201), too slow to repeat on every request."""
     fingerprint = _fingerprint(table, metric)
-    key = (space.name, fingerprint)
+    key = (space.content_hash, fingerprint)  # a re-registered definition is another space
     with _CACHE_LOCK:
         hit = _SHIPPED.get(key) or _CACHE.get(key)
         if hit is not None:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from storage.models import BenchmarkRow, BenchmarkTable, Device, DeviceVersion
+from storage.models import BenchmarkRow, BenchmarkTable, Device, DeviceVersion, Tenant
 
 
 def content_hash(table: dict[str, Any]) -> str:
@@ -45,6 +45,23 @@ def upsert_device(session: Session, table: dict[str, Any], *, tenant_id: int | N
     device.content_hash = digest
     session.flush()
     return device
+
+
+def adopt_legacy_tables(session: Session) -> int:
+    """Rows from before tenant-owned tables (empty ``content_hash``): the tenant their
+    provenance names as ``uploaded_by`` owns them (private); every one gets its version."""
+    rows = list(session.scalars(select(Device).where(Device.content_hash == "")).all())
+    for device in rows:
+        owner = (device.table.get("provenance") or {}).get("uploaded_by")
+        if owner is not None and device.tenant_id is None:
+            device.tenant_id = session.scalar(select(Tenant.id).where(Tenant.name == str(owner)))
+            device.shared = False
+        digest = content_hash(device.table)
+        if session.get(DeviceVersion, digest) is None:
+            session.add(DeviceVersion(content_hash=digest, name=device.name, space=device.space, table=device.table))
+        device.content_hash = digest
+    session.flush()
+    return len(rows)
 
 
 def _visible(query: Any, tenant_id: int | None) -> Any:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
 from api.auth import CallerDep, current_caller
 from api.deps import SessionFactory
 from api.problems import COMMON_ERRORS, Problem, field_error, problem_responses
 from latency_tables import LatencyTable, TableError, check_predictions
-from api.schemas import DevicePublic, SearchSpacePublic, StrategyPublic
+from api.schemas import DevicePublic, StrategyPublic
+from nas.service import DbCatalog
 from nas.strategies import STRATEGIES
 from search_spaces import SPACES
+from search_spaces.definition import NAME_PATTERN
 from storage import catalog as catalog_q
 from storage import tenants as tenants_q
 from storage.db import session_scope
@@ -23,16 +24,8 @@ from storage.models import Device
 router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)],
                    responses={**COMMON_ERRORS, **problem_responses(404)})
 DEVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
-SpaceName = Literal[tuple(sorted(SPACES))]  # type: ignore[valid-type]
-SpaceQuery = Annotated[SpaceName | None, Query()]
-
-
-@router.get("/search-spaces", response_model=list[SearchSpacePublic])
-def search_spaces() -> list[SearchSpacePublic]:
-    return [SearchSpacePublic(name=s.name, description=s.description, size=s.size,
-                              choices=[list(c) for c in s.choices],
-                              example=s.sample(np.random.default_rng(0)))
-            for s in SPACES.values()]
+#: A shipped space or one the caller registered (GET /v1/search-spaces lists them).
+SpaceQuery = Annotated[str | None, Query(pattern=NAME_PATTERN.pattern)]
 
 
 @router.get("/strategies", response_model=list[StrategyPublic])
@@ -93,8 +86,12 @@ def upload_device(table: Annotated[dict[str, Any], Body(description="A latency t
         parsed = LatencyTable.from_dict(table)
         if not re.fullmatch(DEVICE_NAME, parsed.device_name):
             raise TableError(f"device.name {parsed.device_name!r} must match {DEVICE_NAME}", entry="device.name")
-        parsed.check_space()
-        check_predictions(parsed, SPACES[parsed.space])
+        registered = None if parsed.space in SPACES else DbCatalog(factory, caller.tenant_id).space(parsed.space)
+        if parsed.space not in SPACES and registered is None:
+            raise TableError(f"unknown search space {parsed.space!r}; register it (POST /v1/search-spaces) "
+                             "or use a shipped one", entry="space")
+        parsed.check_space(registered)
+        check_predictions(parsed, registered or SPACES[parsed.space])
     except TableError as exc:
         raise _refuse(exc) from None
     data = parsed.to_dict()

@@ -1,32 +1,27 @@
 """tenant-owned latency tables (pinned versions), stored hypervolume history, dashboard sessions, export cache
 
 Revision ID: 0007_tenant_tables_hv_history
-Revises: 0004_job_phase
+Revises: 0005_search_spaces
 Create Date: 2026-12-01
 
-Existing device rows whose provenance names an ``uploaded_by`` tenant become that
-tenant's private tables; the others (shipped) stay public. Every row's table is
-copied into ``device_versions`` under its content hash.
+Schema only. Existing device rows get an empty ``content_hash``; the first
+``register_shipped_tables`` after it (``hwnas db upgrade``, or an embedded server's
+start) adopts them (storage.catalog.adopt_legacy_tables): a row whose provenance names
+an ``uploaded_by`` tenant becomes that tenant's private table, and every row's table
+is stored in ``device_versions`` under its content hash.
 """
-
-import hashlib
-import json
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0007_tenant_tables_hv_history"
-down_revision = "0004_job_phase"
+down_revision = "0005_search_spaces"  # re-chained after main's 0005 on merging main
 branch_labels = None
 depends_on = None
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 WHEN = sa.DateTime(timezone=True)
-
-
-def _content_hash(table: dict) -> str:
-    return hashlib.sha256(json.dumps(table, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def upgrade() -> None:
@@ -74,30 +69,6 @@ def upgrade() -> None:
         sa.Column("content", sa.LargeBinary(), nullable=False),
         sa.Column("created_at", WHEN, nullable=False),
     )
-    _adopt_existing_tables()
-
-
-def _adopt_existing_tables() -> None:
-    bind = op.get_bind()
-    devices = sa.table("devices", sa.column("id", sa.Integer()), sa.column("name", sa.String()),
-                       sa.column("space", sa.String()), sa.column("table", JSON),
-                       sa.column("tenant_id", sa.Integer()), sa.column("shared", sa.Boolean()),
-                       sa.column("content_hash", sa.String()))
-    versions = sa.table("device_versions", sa.column("content_hash", sa.String()), sa.column("name", sa.String()),
-                        sa.column("space", sa.String()), sa.column("table", JSON),
-                        sa.column("created_at", WHEN))
-    tenants = dict(bind.execute(sa.text("SELECT name, id FROM tenants")).all())
-    seen: set[str] = set()
-    for row in bind.execute(sa.select(devices.c.id, devices.c.name, devices.c.space, devices.c.table)).all():
-        table = row.table if isinstance(row.table, dict) else json.loads(row.table)
-        owner = tenants.get((table.get("provenance") or {}).get("uploaded_by"))
-        digest = _content_hash(table)
-        bind.execute(devices.update().where(devices.c.id == row.id)
-                     .values(tenant_id=owner, shared=owner is None, content_hash=digest))
-        if digest not in seen:
-            seen.add(digest)
-            bind.execute(versions.insert().values(content_hash=digest, name=row.name, space=row.space,
-                                                  table=table, created_at=sa.func.now()))
 
 
 def downgrade() -> None:

@@ -24,14 +24,17 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from hwnas import __version__
+from hwnas_settings.version import __version__
 from latency_tables import LatencyTable, TableError
 from nas.export.codegen import ExportError
 from nas.export.core import ModelFiles, export_architecture, resolve, write_model_files
+from nas.service import DbCatalog
 from nas.spec import JobSpec
+from search_spaces import SearchSpace
 from storage import catalog as catalog_q
 from storage import jobs as jobs_q
 from storage.db import Conflict, session_scope
@@ -60,10 +63,27 @@ class Archive:
     content: bytes
 
 
-def build_model(space_name: str, arch: str, fmt: str, seed: int) -> ModelFiles:
+#: How a space travels to an export process: a shipped code space by name, any other by its definition.
+SpaceRef = str | dict[str, Any]
+
+
+def space_ref(space: SearchSpace) -> SpaceRef:
+    definition = space.definition()
+    return space.name if definition.get("type") == "code" else definition
+
+
+def _space(ref: SpaceRef) -> SearchSpace:
+    from search_spaces import get_space, parse_space_definition
+
+    return get_space(ref) if isinstance(ref, str) else parse_space_definition(ref)
+
+
+def build_model(space: SpaceRef | SearchSpace, arch: str, fmt: str, seed: int) -> ModelFiles:
     """The model files of one export."""
+    if not isinstance(space, SearchSpace):
+        space = _space(space)
     with tempfile.TemporaryDirectory(prefix="hwnas-model-") as tmp:
-        names, extra = write_model_files(space_name, arch, fmt, Path(tmp), seed=seed)
+        names, extra = write_model_files(space, arch, fmt, Path(tmp), seed=seed)
         return ModelFiles({n: (Path(tmp) / n).read_bytes() for n in names}, extra)
 
 
@@ -74,7 +94,7 @@ def _init_process() -> None:
     torch.set_num_threads(1)
 
 
-def _build_bounded(space_name: str, arch: str, fmt: str, seed: int, cpu_s: float) -> ModelFiles:
+def _build_bounded(space: SpaceRef, arch: str, fmt: str, seed: int, cpu_s: float) -> ModelFiles:
     """build_model, stopped once it used ``cpu_s`` seconds of CPU (however busy the machine is)."""
     def stop(signum: int, frame: object) -> None:
         raise ExportError(f"the export used more than {cpu_s:g}s of CPU and was stopped")
@@ -82,7 +102,7 @@ def _build_bounded(space_name: str, arch: str, fmt: str, seed: int, cpu_s: float
     previous = signal.signal(signal.SIGPROF, stop)
     signal.setitimer(signal.ITIMER_PROF, cpu_s)
     try:
-        return build_model(space_name, arch, fmt, seed)
+        return build_model(space, arch, fmt, seed)
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(signal.SIGPROF, previous)
@@ -107,7 +127,7 @@ class ExportRunner:
                     max_tasks_per_child=50)
             return self._pool
 
-    def build(self, key: str, space_name: str, arch: str, fmt: str, seed: int) -> ModelFiles:
+    def build(self, key: str, space: SpaceRef, arch: str, fmt: str, seed: int) -> ModelFiles:
         if not self._slots.acquire(blocking=False):
             raise Busy("too many exports are waiting; try again shortly")
         try:
@@ -115,7 +135,7 @@ class ExportRunner:
                 future = self._in_flight.get(key)
                 owner = future is None
             if owner:
-                future = self._executor().submit(_build_bounded, space_name, arch, fmt, seed, self.timeout_s)
+                future = self._executor().submit(_build_bounded, space, arch, fmt, seed, self.timeout_s)
                 with self._lock:
                     self._in_flight[key] = future
             assert future is not None
@@ -153,12 +173,10 @@ class ExportRunner:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def cache_key(space_name: str, canonical_hash: str, fmt: str, seed: int) -> str:
-    from search_spaces import get_space
-
-    space = get_space(space_name)
-    identity = getattr(space, "content_hash", None) or space.name  # a definition's content when it has one
-    return hashlib.sha256(json.dumps([identity, canonical_hash, fmt, seed, __version__]).encode()).hexdigest()
+def cache_key(space: SearchSpace, canonical_hash: str, fmt: str, seed: int) -> str:
+    """The space's content hash (a re-registered definition is another space), the canonical
+    architecture, the format, the seed (it initialises the weights) and the hwnas version."""
+    return hashlib.sha256(json.dumps([space.content_hash, canonical_hash, fmt, seed, __version__]).encode()).hexdigest()
 
 
 def _pack(model: ModelFiles) -> bytes:
@@ -176,16 +194,16 @@ def _unpack(content: bytes) -> ModelFiles:
         return ModelFiles(files, json.loads(zf.read(_EXTRA)))
 
 
-def model_files(factory: sessionmaker[Session], runner: ExportRunner | None, space_name: str, arch: str,
+def model_files(factory: sessionmaker[Session], runner: ExportRunner | None, space: SearchSpace, arch: str,
                 fmt: str, seed: int) -> ModelFiles:
     """From the cache, else built (in the runner's processes when given, else here) and cached."""
-    space, arch = resolve(space_name, arch)
-    key = cache_key(space.name, space.canonical_hash(arch), fmt, seed)
+    space, arch = resolve(space, arch)
+    key = cache_key(space, space.canonical_hash(arch), fmt, seed)
     with session_scope(factory) as s:
         hit = s.get(ExportArtifact, key)
         if hit is not None:
             return _unpack(hit.content)
-    model = runner.build(key, space.name, arch, fmt, seed) if runner else build_model(space.name, arch, fmt, seed)
+    model = runner.build(key, space_ref(space), arch, fmt, seed) if runner else build_model(space, arch, fmt, seed)
     try:
         with session_scope(factory) as s:
             if s.get(ExportArtifact, key) is None:
@@ -206,6 +224,7 @@ def export_trial(factory: sessionmaker[Session], *, tenant_id: int, job_id: str,
         if trial is None:
             raise NotFound(f"job {job_id} has no trial {trial_id}")
         spec = JobSpec.model_validate(job.spec)
+        tenant = job.tenant_id
         tables = []
         pins = job.table_pins or {}
         for device in catalog_q.list_devices(s, spec.space, tenant_id=tenant_id):
@@ -220,9 +239,13 @@ def export_trial(factory: sessionmaker[Session], *, tenant_id: int, job_id: str,
         arch = trial.arch
     if fmt not in ("torch", "onnx", "json"):
         raise ExportError(f"unknown format {fmt!r}; valid: torch, onnx, json")
-    model = model_files(factory, runner if fmt == "onnx" else None, spec.space, arch, fmt, spec.seed)
+    # the definition the job ran on (pinned by hash), whatever the tenant registered since
+    space = DbCatalog(factory, tenant).space(spec.space, spec.space_hash)
+    if space is None:
+        raise ExportError(f"the job's search space {spec.space!r} (content hash {spec.space_hash}) is not known here")
+    model = model_files(factory, runner if fmt == "onnx" else None, space, arch, fmt, spec.seed)
     with tempfile.TemporaryDirectory(prefix="hwnas-export-") as tmp:
-        result = export_architecture(spec.space, arch, fmt, Path(tmp), tables=tables,
+        result = export_architecture(space, arch, fmt, Path(tmp), tables=tables,
                                      tables_source="every device table this tenant may use "
                                                    "(the job's pinned versions for its devices)",
                                      seed=spec.seed, used_devices=spec.devices(), job=info, model=model)

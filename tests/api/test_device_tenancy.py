@@ -151,3 +151,20 @@ def test_jobs_read_the_table_version_pinned_at_submit(celery_stack: Service) -> 
         manifest = json.loads(zipfile.ZipFile(io.BytesIO(export.content)).read("manifest.json"))
         used = next(d for d in manifest["latency"]["devices"] if d["name"] == "pinned_board")
         assert used["predicted_latency_ms"] == pytest.approx(float(estimator.predict([trials[0]["arch"]])[0]))
+
+
+def test_tables_uploaded_before_tenancy_become_their_uploaders(api: Api) -> None:
+    """A row as the old schema left it (no owner, no version, ``uploaded_by`` in its provenance)."""
+    from nas.service import register_shipped_tables
+    from storage.db import session_scope
+    from storage.models import Device
+
+    alice, bob = api.key("alice"), api.key("bob")
+    table = nb201_table("legacy_board")
+    table["provenance"]["uploaded_by"] = "alice"
+    with session_scope(api.factory) as s:
+        s.add(Device(name="legacy_board", space="nb201", kind="", table=table, content_hash="", shared=False))
+    register_shipped_tables(api.factory)
+    mine = api.client.get("/v1/devices/legacy_board", headers=alice).json()[0]
+    assert mine["owner"] == "yours" and len(mine["content_hash"]) == 64
+    assert api.client.get("/v1/devices/legacy_board", headers=bob).status_code == 404
