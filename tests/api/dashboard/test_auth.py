@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -52,6 +53,9 @@ def test_pages_need_a_key_and_show_only_the_callers_tenant(celery_stack: Service
                      f"/jobs/{job_id}/trials/0", "/devices", f"/ui/jobs/{job_id}", f"/ui/jobs/{job_id}/pareto"):
             assert owner.get(path).status_code == 200, path
         assert owner.get(f"/v1/jobs/{job_id}").status_code == 401  # the JSON API ignores the cookie
+        export = re.search(r'href="(/ui/jobs/[^"]+/export\?format=json)"', owner.get(f"/jobs/{job_id}/trials/0").text)
+        assert export and owner.get(export.group(1)).status_code == 200  # the trial page's Export links
+        assert owner.get("/ui/devices/pixel3", params={"space": "nb201"}).status_code == 200
         assert owner.post("/logout").status_code == 303
         assert owner.get("/").status_code == 303
 

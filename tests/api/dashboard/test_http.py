@@ -136,7 +136,7 @@ def test_trial_page_links_to_working_exports(dashboard_server: DashboardServer) 
     c = dashboard_server.client
     job_id = dashboard_server.jobs["single"]["id"]
     html = c.get(f"/jobs/{job_id}/trials/0").text
-    links = re.findall(r'href="(/v1/jobs/[^"]+/export\?format=(\w+))"', html)
+    links = re.findall(r'href="(/ui/jobs/[^"]+/export\?format=(\w+))"', html)
     assert {fmt for _, fmt in links} == {"torch", "onnx", "json"}
     json_link = next(link for link, fmt in links if fmt == "json")
     r = c.get(json_link)
