@@ -142,6 +142,12 @@ class DevicePublic(BaseModel):
     entries: int
     provenance: dict[str, Any]
     validation: dict[str, Any]
+    #: "shipped" (comes with hwnas), "yours" (the caller uploaded it) or "shared" (another tenant shared it)
+    owner: Literal["shipped", "yours", "shared"] = "shipped"
+    #: whether every tenant may see and use it
+    shared: bool = True
+    #: SHA-256 of the stored table: the version a job submitted now pins
+    content_hash: str = ""
 
 
 class Health(BaseModel):

@@ -74,6 +74,19 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default=20, ge=1)
     max_active_evaluations: int = Field(default=1_000_000, ge=1)
     rate_limit_per_minute: int = Field(default=12_000, ge=1)
+    #: Latency tables one tenant may own (a tenant row may override it).
+    max_device_tables: int = Field(default=20, ge=0, le=10_000)
+    #: Lifetime of a dashboard login session (the cookie holds only the session's id).
+    session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 86400)
+    #: Requests with an unknown API key, and POST /login attempts, allowed per client address a minute.
+    failed_auth_per_minute: int = Field(default=30, ge=1)
+    login_attempts_per_minute: int = Field(default=10, ge=1)
+    #: Model exports (ONNX/torch): processes that build them, per-tenant exports a minute,
+    #: requests waiting at most (503 beyond), and the CPU seconds one build may use.
+    export_workers: int = Field(default=1, ge=1, le=16)
+    export_rate_per_minute: int = Field(default=30, ge=1)
+    export_queue: int = Field(default=16, ge=1)
+    export_timeout_s: int = Field(default=120, ge=5)
 
     @field_validator("database_url")
     @classmethod

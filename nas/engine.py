@@ -48,6 +48,9 @@ class Summary:
     stop_reason: str | None = None
     #: What a long-running ``ask`` last reported (differentiable search: sweep point, epoch, ...).
     phase: dict[str, Any] | None = None
+    #: (evaluations, hypervolume) at every evaluation where the hypervolume changed, in order:
+    #: computed here as trials land, so readers (the dashboard) never recompute it.
+    hv_history: list[tuple[int, float]] = field(default_factory=list)
 
 
 class Recorder(Protocol):
@@ -126,7 +129,10 @@ class _Tracker:
             return
         self.archive.add(trial.seq, trial.metrics)
         s.front = self.archive.trial_ids
-        s.hypervolume = self.archive.hypervolume()
+        value = self.archive.hypervolume()
+        if value != s.hypervolume:
+            s.hv_history.append((s.evaluated, value))
+        s.hypervolume = value
         first = self.search.objectives[0]
         value = trial.metrics[first.key]
         best = None if s.best is None else s.best["metrics"][first.key]

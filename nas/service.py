@@ -32,6 +32,7 @@ from nas.resolve import (Search, build_estimators, build_evaluator, build_search
 from nas.spec import JobSpec
 from search_spaces import SPACES, SearchSpace, parse_space_definition
 from storage import catalog as catalog_q
+from storage import hypervolume as hv_q
 from storage import jobs as jobs_q
 from storage import pending as pending_q
 from storage import spaces as spaces_q
@@ -54,11 +55,19 @@ class DbCatalog:
 
     Spaces: the shipped ones, then those ``tenant_id`` registered. Without a tenant (a
     helper worker of a fanned-out job) only a pinned content hash finds a registered space.
+    Latency tables: those ``tenant_id`` may use (its own, shared and shipped ones; None:
+    all, for operator commands). ``pins`` (a job's ``table_pins``) makes every pinned
+    device read that exact stored version; ``resolved`` records the version of each table
+    handed out, which is what submit pins.
     """
 
-    def __init__(self, factory: sessionmaker[Session], tenant_id: int | None = None):
+    def __init__(self, factory: sessionmaker[Session], tenant_id: int | None = None,
+                 pins: dict[str, str] | None = None):
         self.factory = factory
         self.tenant_id = tenant_id
+        self.pins = dict(pins or {})
+        self.resolved: dict[str, str] = {}
+        self._tables: dict[str, LatencyTable | None] = {}
 
     def space(self, name: str, content_hash: str | None = None) -> SearchSpace | None:
         shipped = SPACES.get(name)
@@ -82,13 +91,25 @@ class DbCatalog:
         return sorted(names)
 
     def latency_table(self, space: str, device: str) -> LatencyTable | None:
+        key = pin_key(space, device)
+        if key in self._tables:
+            return self._tables[key]
         with session_scope(self.factory) as s:
-            rows = catalog_q.get_device(s, device, space)
-            return LatencyTable.from_dict(rows[0].table) if rows else None
+            if key in self.pins:
+                data = catalog_q.table_version(s, self.pins[key])
+                digest = self.pins[key]
+            else:
+                rows = catalog_q.get_device(s, device, space, tenant_id=self.tenant_id)
+                data, digest = (rows[0].table, rows[0].content_hash) if rows else (None, "")
+        table = LatencyTable.from_dict(data) if data is not None else None
+        if table is not None and digest:
+            self.resolved[key] = digest
+        self._tables[key] = table
+        return table
 
     def device_names(self, space: str) -> list[str]:
         with session_scope(self.factory) as s:
-            return [d.name for d in catalog_q.list_devices(s, space)]
+            return [d.name for d in catalog_q.list_devices(s, space, tenant_id=self.tenant_id)]
 
     def benchmark_info(self, name: str) -> BenchmarkInfo | None:
         with session_scope(self.factory) as s:
@@ -111,6 +132,10 @@ class DbCatalog:
     def benchmark_names(self) -> list[str]:
         with session_scope(self.factory) as s:
             return [t.name for t in catalog_q.list_benchmarks(s)]
+
+
+def pin_key(space: str, device: str) -> str:
+    return f"{space}/{device}"
 
 
 def parsed_space(content_hash: str, definition: dict[str, Any]) -> SearchSpace:
@@ -151,6 +176,7 @@ def register_shipped_tables(factory: sessionmaker[Session]) -> int:
     """Store the tables that ship with hwnas (idempotent; run at start-up and by ``db upgrade``)."""
     tables = shipped_tables()
     with session_scope(factory) as s:
+        catalog_q.adopt_legacy_tables(s)  # rows from before tenant-owned tables, once
         for table in tables:
             catalog_q.upsert_device(s, table.to_dict())
     return len(tables)
@@ -259,8 +285,9 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
     spec = pin_space(spec, catalog)
     check_spec(spec, catalog)
     reference = reference_point(spec, build_estimators(spec, catalog), catalog=catalog)
+    pins = dict(sorted(catalog.resolved.items()))  # every table the check read: the job reads the same
     try:
-        return _create(factory, spec, reference, tenant_id, quotas, idempotency_key)
+        return _create(factory, spec, reference, tenant_id, quotas, idempotency_key, pins)
     except Conflict:
         if not idempotency_key:
             raise
@@ -272,7 +299,7 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
 
 
 def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, float], tenant_id: int,
-            quotas: Quotas, idempotency_key: str | None) -> tuple[Job, bool]:
+            quotas: Quotas, idempotency_key: str | None, pins: dict[str, str]) -> tuple[Job, bool]:
     with session_scope(factory) as s:
         tenants_q.lock_tenant(s, tenant_id)
         if idempotency_key:
@@ -289,6 +316,7 @@ def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, 
         job = jobs_q.create_job(s, spec=spec.model_dump(mode="json"), name=spec.name,
                                 budget=spec.budget.evaluations, reference_point=reference, tenant_id=tenant_id,
                                 idempotency_key=idempotency_key)
+        job.table_pins = pins
     return job, True
 
 
@@ -308,10 +336,13 @@ class DbRecorder(Recorder):
         self.lease_lost = threading.Event()
         #: cancel flag read back by the last write; None until the first write
         self._cancel_seen: bool | None = None
+        #: evaluations of the last hypervolume history row stored (set on resume)
+        self._hv_stored = 0
 
     def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
         with session_scope(self.factory) as s:
             job = jobs_q.owned_job(s, self.job_id, self.token)
+            self._hv_stored = hv_q.last_evaluations(s, self.job_id)
             trials = [TrialRecord(seq=t.seq, arch=t.arch, arch_hash=t.arch_hash, status=t.status,
                                   metrics=t.metrics, error=t.error, started_at=t.started_at,
                                   finished_at=t.finished_at) for t in jobs_q.job_trials(s, self.job_id)]
@@ -339,6 +370,7 @@ class DbRecorder(Recorder):
                         s, self.job_id, self.token, rows, checkpoint=checkpoint, evaluated=summary.evaluated,
                         failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume,
                         best=summary.best, phase=summary.phase)
+                    hv_q.append(s, self.job_id, [h for h in summary.hv_history if h[0] > self._hv_stored])
                     pending_q.clear(s, self.job_id)  # a fanned-out batch, now recorded
             except Conflict:
                 # a retry after a connection lost during COMMIT: the first attempt may have landed
@@ -347,6 +379,8 @@ class DbRecorder(Recorder):
                         raise
 
         self._retrying(write)
+        if summary.hv_history:
+            self._hv_stored = max(self._hv_stored, summary.hv_history[-1][0])
 
     def _retrying(self, action: Callable[[], None]) -> None:
         """Ride out a database restart for up to one lease; after that another worker may own the job."""
@@ -416,6 +450,7 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     with session_scope(factory) as s:
         job = jobs_q.owned_job(s, job_id, token)
         spec_data, first_start, evaluated, tenant_id = job.spec, job.started_at, job.evaluated, job.tenant_id
+        pins = job.table_pins
         deaths, in_flight = job.lost_deliveries, job.in_flight
         allowed = command_evaluator_allowed(settings, s, job.tenant_id)
         tenant = s.get(Tenant, job.tenant_id).name if job.tenant_id is not None else None
@@ -429,7 +464,7 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
         spec = JobSpec.model_validate(spec_data)
         if spec.evaluator.type == "command" and not allowed:
             raise SpecError("evaluator.type", command_refusal(tenant))
-        search = build_search(spec, DbCatalog(factory, tenant_id), command_policy=command_policy(settings))
+        search = build_search(spec, DbCatalog(factory, tenant_id, pins), command_policy=command_policy(settings))
     except (SpecError, ValueError) as exc:
         _finish(factory, job_id, token, "failed", f"the job cannot run: {exc}")
         return "failed"

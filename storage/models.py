@@ -6,8 +6,9 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import false
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Dialect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -38,6 +39,8 @@ class Tenant(Base):
     max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer)
     max_active_evaluations: Mapped[int | None] = mapped_column(Integer)
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    #: Latency tables the tenant may own (NULL: the service-wide default, settings).
+    max_device_tables: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKey(Base):
@@ -89,6 +92,9 @@ class Job(Base):
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(deferred=True)  # only workers read it
     #: What the job is doing inside a long step (differentiable search: sweep point, epoch, ...)
     phase: Mapped[dict[str, Any] | None]
+    #: ``{"SPACE/DEVICE": content_hash}`` of the latency tables resolved at submit: the job
+    #: reads those versions (device_versions), whatever happens to the device rows later.
+    table_pins: Mapped[dict[str, Any] | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=db_now())
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
@@ -146,15 +152,67 @@ class JobEvent(Base):
 
 
 class Device(Base):
-    """A device's latency table for one search space (the whole table file as JSON)."""
+    """A device's latency table for one search space (the whole table file as JSON).
+
+    ``tenant_id`` NULL is a shipped table (public); otherwise the uploading tenant owns
+    it and only that tenant sees it unless ``shared``. Every stored version is also in
+    ``device_versions`` under its ``content_hash``, which jobs pin at submit.
+    """
 
     __tablename__ = "devices"
-    __table_args__ = (UniqueConstraint("name", "space", name="uq_devices_name_space"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "name", "space", name="uq_devices_owner_name_space"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
     name: Mapped[str] = mapped_column(String(100))
     space: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(50), default="")
     table: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DeviceVersion(Base):
+    """An immutable latency table by the SHA-256 of its JSON: what a job pinned at submit."""
+
+    __tablename__ = "device_versions"
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    space: Mapped[str] = mapped_column(String(50))
+    table: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class JobHypervolume(Base):
+    """The hypervolume history: one row per evaluation count where a job's hypervolume changed.
+
+    The worker writes it with each batch (nas.service.DbRecorder); the dashboard reads it.
+    """
+
+    __tablename__ = "job_hypervolume"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    evaluations: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hypervolume: Mapped[float] = mapped_column(Float)
+
+
+class DashboardSession(Base):
+    """A dashboard login: the cookie holds a random id, this row its SHA-256 (never the API key)."""
+
+    __tablename__ = "dashboard_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class ExportArtifact(Base):
+    """A finished export zip by (space content hash, architecture, format): exports are costly."""
+
+    __tablename__ = "export_cache"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
