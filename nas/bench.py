@@ -16,7 +16,7 @@ import numpy as np
 
 from latency_tables import LatencyEstimator, LatencyTable
 from nas.catalog import MemoryCatalog
-from nas.engine import Recorder, run_search
+from nas.engine import MemoryRecorder, run_search
 from nas.evaluators import BenchmarkData
 from nas.pareto import hypervolume
 from nas.resolve import build_search
@@ -89,15 +89,13 @@ def bench_spec(strategy: str, device: str, seed: int, budget: int, table_name: s
 
 def run_one(catalog: MemoryCatalog, truth: DeviceTruth, strategy: str, seed: int, budget: int,
             table_name: str, metric: str, space: str = DEFAULT_SPACE) -> RunResult:
-    from hwnas.cli.search import MemoryRecorder  # the CLI's in-memory recorder, not a copy
-
     spec = bench_spec(strategy, truth.device, seed, budget, table_name, metric, truth.reference, space)
     started = time.perf_counter()
     search = build_search(spec, catalog)
-    recorder: Recorder = MemoryRecorder()
+    recorder = MemoryRecorder()
     summary = run_search(search, recorder)
     elapsed = time.perf_counter() - started
-    trials = [t for t in recorder.trials if t.status == "completed"]  # type: ignore[attr-defined]
+    trials = [t for t in recorder.trials if t.status == "completed"]
     key = metric_key("latency_ms", truth.device)
     best = []
     for lim in truth.limits:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas import __version__
+from hwnas_settings.version import __version__
 from latency_tables import estimator_for, LatencyTable, TableError
 from latency_tables.table import FORMAT as TABLE_FORMAT
 from nas.export.codegen import ExportError, ModelConfig, config_for, load_module, standalone_source
@@ -44,7 +44,7 @@ class ExportResult:
 def resolve(space_name: str | SearchSpace, arch: str) -> tuple[SearchSpace, str]:
     """(space, normalised architecture); unknown names and unparsable strings raise ExportError.
 
-    ``space_name`` may be a space already (one read from a definition file)."""
+    ``space_name`` may be a space already (one read from a definition file, a job's pinned one)."""
     if isinstance(space_name, SearchSpace):
         space = space_name
     else:

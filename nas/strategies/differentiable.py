@@ -26,6 +26,7 @@ import numpy as np
 
 from nas.catalog import SpecError
 from nas.problem import Problem
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy
 
 if TYPE_CHECKING:
@@ -280,6 +281,7 @@ def _torch_device(name: str):  # -> torch.device
     return torch.device(name)
 
 
+@STRATEGIES.register
 class DartsStrategy(DifferentiableStrategy):
     name = "darts"
     description = ("DARTS: softmax-relaxed supernet, first-order bilevel training, CE + weight x expected "
@@ -289,6 +291,7 @@ class DartsStrategy(DifferentiableStrategy):
     default_weights = (0.01, 0.03, 0.1, 0.3)
 
 
+@STRATEGIES.register
 class FBNetStrategy(DifferentiableStrategy):
     name = "fbnet"
     description = ("FBNet: Gumbel-softmax supernet, CE x scale x log(LAT)^weight from the device table; one "
