@@ -56,7 +56,8 @@ def _strategy_names() -> Iterable[str]:
 
 
 class StrategySpec(_Strict):
-    name: str = Field(default="evolution", json_schema_extra=_enum_of(_strategy_names))
+    #: ``default`` (GP + exact table latency) when omitted: the strategy the docs recommend.
+    name: str = Field(default="default", json_schema_extra=_enum_of(_strategy_names))
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")

@@ -82,7 +82,7 @@ def _load_benchmark(catalog: MemoryCatalog, ref: str, space: str, database_url: 
 def search(
     spec_file: Annotated[Path | None, typer.Option("--spec", help="Job spec JSON (as POST /v1/jobs takes)")] = None,
     space: Annotated[str, typer.Option(help=f"Search space: {', '.join(SPACES)}")] = "nb201",
-    strategy: Annotated[str, typer.Option(help="Search strategy (see `hwnas strategies`)")] = "evolution",
+    strategy: Annotated[str, typer.Option(help="Search strategy (see `hwnas strategies`)")] = "default",
     budget: Annotated[int, typer.Option(help="Evaluations to spend")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     device: Annotated[list[str] | None, typer.Option(help="Device with a shipped latency table (repeatable)")] = None,

@@ -125,10 +125,13 @@ class ProxyEvaluator(Evaluator):
     def score(self, arch: str) -> Evaluation:
         import torch
 
+        from nas import threads
+
+        used = threads.apply()
         torch.manual_seed(self.seed * 1_000_003 + zlib.crc32(arch.encode()))
         model = self.space.build_model(arch, num_classes=self.num_classes, in_channels=self.in_channels,
                                        width=self.width, cells_per_stage=self.cells)
         value = SCORES[self.proxy](model, torch.from_numpy(self.x), torch.from_numpy(self.y))
         if not math.isfinite(value):
             return Evaluation(None, f"proxy {self.proxy} is not finite for this architecture")
-        return Evaluation({"accuracy": value, f"proxy_{self.proxy}": value})
+        return Evaluation({"accuracy": value, f"proxy_{self.proxy}": value, "torch_threads": float(used)})

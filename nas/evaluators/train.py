@@ -79,6 +79,9 @@ class TrainEvaluator(Evaluator):
         import torch
         from torch import nn
 
+        from nas import threads
+
+        used = threads.apply()
         torch.manual_seed(self.seed * 1_000_003 + zlib.crc32(arch.encode()))
         model = self.space.build_model(arch, num_classes=self.data.num_classes,
                                        in_channels=self.data.in_channels, width=self.width,
@@ -104,4 +107,4 @@ class TrainEvaluator(Evaluator):
         model.eval()
         with torch.no_grad():
             pred = model(torch.from_numpy(self.data.x_val)).argmax(dim=1).numpy()
-        return Evaluation({"accuracy": float((pred == self.data.y_val).mean() * 100.0)})
+        return Evaluation({"accuracy": float((pred == self.data.y_val).mean() * 100.0), "torch_threads": float(used)})

@@ -38,9 +38,9 @@ def _runner(out_dir: Path, manifest: dict[str, Any], threads: int) -> tuple[str,
     if fmt == "onnx":
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        from nas.threads import session_options
+
+        session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: torch.randn(*shape).numpy()}
         return f"onnxruntime {ort.__version__}", lambda: session.run(None, feed)
     if fmt == "torch":
