@@ -19,7 +19,9 @@ from latency_tables import LatencyTable, shipped_tables
 from nas.catalog import BenchmarkInfo, SpecError
 from nas.engine import Dispatcher, Recorder, Summary, TrialRecord, run_search
 from nas.evaluators.benchmark import BenchmarkData
-from nas.fanout import DbFanOut, SendHelpers, ThreadedDispatch, help_evaluate, threads_safe
+from nas.engine import AsyncDispatcher
+from nas.fanout import AsyncDbFanOut, AsyncThreaded, DbFanOut, SendHelpers, ThreadedDispatch, help_evaluate, threads_safe
+from storage.pending import MAX_CLAIMS
 from nas.resolve import Search, build_estimators, build_evaluator, build_search, check_spec, reference_point
 from nas.spec import JobSpec
 from storage import catalog as catalog_q
@@ -163,7 +165,7 @@ class DbRecorder(Recorder):
                         s, self.job_id, self.token, rows, checkpoint=checkpoint, evaluated=summary.evaluated,
                         failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume,
                         best=summary.best, phase=summary.phase)
-                    pending_q.clear(s, self.job_id)  # a fanned-out batch, now recorded
+                    pending_q.remove(s, self.job_id, [t.seq for t in trials])  # fanned-out candidates, now trials
             except Conflict:
                 # a retry after a connection lost during COMMIT: the first attempt may have landed
                 with session_scope(self.factory) as s:
@@ -218,7 +220,7 @@ class _Heartbeat(threading.Thread):
 
 
 def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, lease_seconds: int,
-                send_helpers: SendHelpers | None = None) -> str:
+                send_helpers: SendHelpers | None = None, max_claims: int = MAX_CLAIMS) -> str:
     """Claim and run one job to its end. Returns what happened (for logs and tests).
 
     ``send_helpers`` asks other workers to help with a batch (Celery); without it a
@@ -242,7 +244,7 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
     beat.start()
     try:
-        dispatcher = _dispatcher(factory, search, recorder, send_helpers, owner)
+        dispatcher = _dispatcher(factory, search, recorder, send_helpers, owner, max_claims)
         summary = run_search(search, recorder, deadline=deadline, dispatcher=dispatcher)
         status, note = _outcome(summary.stop_reason)
         _finish(factory, job_id, token, status, note)
@@ -269,25 +271,34 @@ def _finish(factory: sessionmaker[Session], job_id: str, token: str, status: str
 
 
 def _dispatcher(factory: sessionmaker[Session], search: Search, recorder: DbRecorder,
-                send_helpers: SendHelpers | None, owner: str) -> Dispatcher | None:
-    """Where a job's batches are evaluated: here (parallelism 1), on other workers, or on threads."""
+                send_helpers: SendHelpers | None, owner: str,
+                max_claims: int = MAX_CLAIMS) -> Dispatcher | AsyncDispatcher | None:
+    """Where a job's candidates are evaluated: here (parallelism 1), on other workers, or on threads;
+    asynchronously unless the spec asks for ``schedule: sync`` (or the strategy trains a supernet
+    inside ``ask``, which proposes its architectures in fixed batches anyway)."""
     parallelism = search.spec.parallelism
     if parallelism <= 1:
         return None
+    use_async = search.spec.schedule == "async" and not search.strategy.differentiable
     if send_helpers is not None:
-        return DbFanOut(factory, recorder.job_id, recorder.token, spec=search.spec, evaluator=search.evaluator,
-                        canonical_hash=search.space.canonical_hash, send_helpers=send_helpers, worker=owner,
-                        lease_seconds=recorder.lease_seconds, lease_lost=recorder.lease_lost,
-                        retrying=recorder._retrying)
+        kind = AsyncDbFanOut if use_async else DbFanOut
+        return kind(factory, recorder.job_id, recorder.token, spec=search.spec, evaluator=search.evaluator,
+                    canonical_hash=search.space.canonical_hash, send_helpers=send_helpers, worker=owner,
+                    lease_seconds=recorder.lease_seconds, lease_lost=recorder.lease_lost,
+                    retrying=recorder._retrying, max_claims=max_claims)
     if threads_safe(search.spec):
+        if use_async:
+            return AsyncThreaded(search.evaluator, parallelism)
         return ThreadedDispatch(search.evaluator, parallelism, lambda: recorder.stop_reason() == "cancelled")
     return None  # training seeds torch globally: one evaluation at a time in this process
 
 
-def help_with_job(factory: sessionmaker[Session], job_id: str, *, worker: str, lease_seconds: int) -> int:
+def help_with_job(factory: sessionmaker[Session], job_id: str, *, worker: str, lease_seconds: int,
+                  max_claims: int = MAX_CLAIMS) -> int:
     """Evaluate candidates of a fanned-out job's batches (a helper task). Returns how many results it stored."""
     return help_evaluate(factory, job_id, worker=worker, lease_seconds=lease_seconds,
-                         build_evaluator=lambda spec: build_evaluator(spec, DbCatalog(factory)))
+                         build_evaluator=lambda spec: build_evaluator(spec, DbCatalog(factory)),
+                         max_claims=max_claims)
 
 
 def _outcome(stop_reason: str | None) -> tuple[str, str | None]:

@@ -20,13 +20,16 @@ The policy:
   which would make numerics depend on the load).
 - Results that do not depend on the thread count: torch's deterministic algorithms
   (``torch.use_deterministic_algorithms``, warn-only, so an op without a deterministic
-  CPU kernel still runs) and oneDNN (mkldnn) convolutions off. oneDNN splits a
-  convolution's weight-gradient reduction over the threads, so training at 1 and at
-  2 threads gives different weights; the native convolution (im2col + GEMM) reduces
-  in the same order at any thread count. Where torch cannot promise this (CUDA
-  kernels without a deterministic variant, a BLAS built to split reductions by
-  thread), same seed gives the same result only at the same thread count: the
-  count is recorded with each trial (metric ``torch_threads``) so a difference can be told.
+  CPU kernel still runs), oneDNN (mkldnn) convolutions off, and MKL's strict
+  conditional numerical reproducibility (``MKL_CBWR=COMPATIBLE,STRICT``). oneDNN splits
+  a convolution's weight-gradient reduction over the threads and MKL's GEMM picks its
+  blocking by thread count, so training at 1 and at 2 threads otherwise gives
+  different weights (measured: a darts search's alpha differs after 4 epochs, and
+  agrees bit for bit with both switches). Where this cannot hold: CUDA kernels
+  without a deterministic variant, a torch not built with MKL, or a process that
+  imported torch before ``nas`` (MKL reads ``MKL_CBWR`` once); there the same seed
+  gives the same result only at the same thread count. The count is recorded with
+  each trial (metric ``torch_threads``) so a difference can be told.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def prepare_environment() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("OMP_DYNAMIC", "FALSE")
     os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-    os.environ.setdefault("OMP_NUM_THREADS", str(torch_threads()))
+    os.environ.setdefault("MKL_CBWR", "COMPATIBLE,STRICT")
 
 
 def apply() -> int:

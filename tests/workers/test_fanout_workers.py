@@ -46,7 +46,7 @@ def fanout_spec(tmp_path: Path, marks: Path, sleep_s: float = 0.3) -> dict[str, 
         "open(mark + '.end', 'w').close()\n"
         "print(json.dumps({'accuracy': key % 1000 / 10}))\n")
     return {"name": "fan-out", "space": "nb201", "budget": {"evaluations": BUDGET}, "seed": 3,
-            "batch_size": 4, "parallelism": 2,
+            "batch_size": 4, "parallelism": 2, "schedule": "sync",
             "strategy": {"name": "evolution", "params": {"population_size": 8, "sample_size": 3}},
             "objectives": [{"metric": "accuracy", "goal": "maximize"},
                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
