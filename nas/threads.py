@@ -25,7 +25,10 @@ The policy:
   a convolution's weight-gradient reduction over the threads and MKL's GEMM picks its
   blocking by thread count, so training at 1 and at 2 threads otherwise gives
   different weights (measured: a darts search's alpha differs after 4 epochs, and
-  agrees bit for bit with both switches). Where this cannot hold: CUDA kernels
+  agrees bit for bit with both switches). The native convolution's weight gradient
+  still splits the batch over threads (3x3 convolutions; measured: only those
+  gradients differ between 1 and 2 threads), so backward passes run on one thread
+  (``backward``): forward passes and optimiser steps use the policy's threads. Where this cannot hold: CUDA kernels
   without a deterministic variant, a torch not built with MKL, or a process that
   imported torch before ``nas`` (MKL reads ``MKL_CBWR`` once); there the same seed
   gives the same result only at the same thread count. The count is recorded with
@@ -102,6 +105,21 @@ def apply() -> int:
             torch.set_num_threads(threads)
             _applied = threads
     return threads
+
+
+def backward(loss: Any) -> None:
+    """``loss.backward()`` on one intra-op thread, so gradients do not depend on the thread count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads == 1:
+        loss.backward()
+        return
+    torch.set_num_threads(1)
+    try:
+        loss.backward()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def session_options(threads: int | None = None) -> Any:

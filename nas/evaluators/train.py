@@ -101,10 +101,11 @@ class TrainEvaluator(Evaluator):
                 loss = loss_fn(model(x[idx]), y[idx])
                 if not torch.isfinite(loss):
                     return Evaluation(None, "training diverged (non-finite loss)")
-                loss.backward()
+                threads.backward(loss)
                 opt.step()
                 sched.step()
         model.eval()
         with torch.no_grad():
             pred = model(torch.from_numpy(self.data.x_val)).argmax(dim=1).numpy()
-        return Evaluation({"accuracy": float((pred == self.data.y_val).mean() * 100.0), "torch_threads": float(used)})
+        return Evaluation({"accuracy": float((pred == self.data.y_val).mean() * 100.0),
+                           "torch_threads": float(used)})
