@@ -56,6 +56,14 @@ def main() -> None:
         share = (time.perf_counter() - t0) / max(1, len(results))
         for i in range(len(per_eval) - len(results), len(per_eval)):
             per_eval[i] += share
+        if len(per_eval) in (100, 500, 1000, 2000):
+            report(len(per_eval))
+
+    def report(at: int) -> None:
+        mean = 1000 * sum(per_eval[:at]) / at
+        last = 1000 * sum(per_eval[max(0, at - 50):at]) / min(50, at)
+        print(f"  at {at:5d} evaluations: {mean:7.1f} ms/eval on average so far, {last:7.1f} ms/eval over the "
+              f"last 50 (load average {os.getloadavg()[0]:.2f})", flush=True)
 
     strategy.ask, strategy.tell = timed_ask, timed_tell  # type: ignore[method-assign]
     started = time.perf_counter()
@@ -63,11 +71,6 @@ def main() -> None:
     wall = time.perf_counter() - started
     print(f"default, nb201, {args.device}, seed {args.seed}: {summary.evaluated} evaluations in {wall:.1f}s, "
           f"hypervolume {summary.hypervolume:.1f}  (load average {os.getloadavg()[0]:.2f})")
-    for at in (100, 500, 2000):
-        if at <= len(per_eval):
-            mean = 1000 * sum(per_eval[:at]) / at
-            last = 1000 * sum(per_eval[max(0, at - 50):at]) / min(50, at)
-            print(f"  at {at:5d} evaluations: {mean:7.1f} ms/eval on average so far, {last:7.1f} ms/eval over the last 50")
 
 
 if __name__ == "__main__":
