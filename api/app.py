@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import dashboard, problems
+from api import dashboard, openapi, problems
 from api.auth import KeyCache
+from api.dashboard import assets as dashboard_assets
 from api.limits import BodySizeLimit
 from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from api.routers import catalog, exports, health, jobs
-from hwnas import __version__
-from hwnas.settings import Settings, get_settings
+from api.routers import catalog, exports, health, jobs, spaces
+from hwnas_settings.version import __version__
+from hwnas_settings import Settings, get_settings
 from nas.local_worker import LocalWorker
 from nas.service import register_shipped_tables
 from storage.db import make_engine, make_session_factory
@@ -31,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # compress the dashboard's assets once now, not on the first page view (plotly.js: ~1 s)
+        threading.Thread(target=dashboard_assets.warm, daemon=True, name="hwnas-assets").start()
         worker = None
         if settings.embedded:
             upgrade(settings.database_url)
@@ -64,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RedisRateLimiter(settings.broker_url) if settings.broker_url else MemoryRateLimiter()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     problems.install(app)
-    for router in (jobs.router, exports.router, catalog.router, health.router, dashboard.router):
+    for router in (jobs.router, exports.router, spaces.router, catalog.router, health.router, dashboard.router):
         app.include_router(router)
+    openapi.install(app)
     return app

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
 T = TypeVar("T")
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TrialStatus = Literal["completed", "failed"]
 
 
 class Page(BaseModel, Generic[T]):
@@ -29,7 +31,7 @@ class Progress(BaseModel):
 class JobPublic(BaseModel):
     id: str
     name: str
-    status: str
+    status: JobStatus
     progress: Progress
     best: dict[str, Any] | None
     hypervolume: float | None
@@ -49,7 +51,7 @@ class TrialPublic(BaseModel):
     seq: int
     arch: str
     arch_hash: str
-    status: str
+    status: TrialStatus
     metrics: dict[str, float]
     error: str | None
     started_at: dt.datetime
@@ -66,7 +68,7 @@ class ObjectivePublic(BaseModel):
 
 class ParetoPublic(BaseModel):
     job_id: str
-    status: str
+    status: JobStatus
     objectives: list[ObjectivePublic]
     constraints: list[dict[str, Any]]
     reference_point: dict[str, float]
@@ -80,6 +82,34 @@ class SearchSpacePublic(BaseModel):
     size: int
     choices: list[list[str]]
     example: str
+    #: sha256 of the canonical definition: what a job using the space pins at submit.
+    content_hash: str
+    #: "shipped" with hwnas, or "registered" by the caller's tenant (POST /v1/search-spaces).
+    source: Literal["shipped", "registered"]
+
+
+class SearchSpaceRegistered(BaseModel):
+    name: str
+    content_hash: str
+    #: 1, 2, ... for each definition registered under the name; the highest is current.
+    version: int
+    size: int
+    #: How many op signatures (latency table entries) the space has.
+    signatures: int
+
+
+class SearchSpaceVersion(BaseModel):
+    version: int
+    content_hash: str
+    registered_at: dt.datetime
+
+
+class SearchSpaceDetail(SearchSpacePublic):
+    definition: dict[str, Any]
+    #: Every op signature: the entries a device's latency table for this space must have.
+    signatures: list[str]
+    #: A registered space's definitions, oldest first (empty for shipped spaces).
+    versions: list[SearchSpaceVersion]
 
 
 class StrategyPublic(BaseModel):

@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from nas.registry import STRATEGIES
 from search_spaces import SPACES
+from search_spaces.definition import NAME_PATTERN
 from search_spaces.metrics import STATIC_METRICS
 
 #: Metrics an objective or constraint may name, and who provides them.
@@ -40,6 +42,15 @@ def one_of(value: str, valid: Iterable[str], what: str) -> str:
     return value
 
 
+def _examples_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], None]:
+    """Document example values (the shipped spaces; tenants register more) in the JSON schema."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["examples"] = sorted(names())
+
+    return extra
+
+
 def _enum_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], None]:
     """Document the valid names in the JSON schema, read from the registry when the schema is built."""
 
@@ -49,22 +60,14 @@ def _enum_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], N
     return extra
 
 
-def _strategy_names() -> Iterable[str]:
-    from nas.strategies import STRATEGIES
-
-    return STRATEGIES
-
-
 class StrategySpec(_Strict):
     #: ``default`` (GP + exact table latency) when omitted: the strategy the docs recommend.
-    name: str = Field(default="default", json_schema_extra=_enum_of(_strategy_names))
+    name: str = Field(default="default", json_schema_extra=_enum_of(STRATEGIES.names))
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        from nas.strategies import STRATEGIES
-
         return one_of(name, STRATEGIES, "strategy")
 
 
@@ -162,11 +165,54 @@ EXAMPLE_SPEC: dict[str, Any] = {
 }
 
 
+_TINY = {"space": "nb201", "budget": {"evaluations": 20}, "seed": 0,
+         "evaluator": {"type": "benchmark", "table": "nb201", "metric": "cifar10_acc"}}
+#: Every form of spec the server accepts, for the OpenAPI document (POST /v1/jobs examples).
+SPEC_EXAMPLES: dict[str, dict[str, Any]] = {
+    "benchmark": {"summary": "Accuracy from a benchmark table vs pixel3 latency under 10 ms", "value": EXAMPLE_SPEC},
+    "device_limits_shorthand": {
+        "summary": "\"constraints\": \"device\": the target device's budgets (SRAM, flash) as constraints",
+        "value": {**_TINY, "name": "fits a Cortex-M7", "device": "cortex_m7", "constraints": "device",
+                  "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                 {"metric": "peak_memory_kb", "goal": "minimize"}]}},
+    "device_limits_item": {
+        "summary": "\"device\" as a list item, beside explicit constraints",
+        "value": {**_TINY, "device": "cortex_m7", "constraints": ["device", {"metric": "params", "max": 500000}],
+                  "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                 {"metric": "latency_ms", "device": "cortex_m7", "goal": "minimize"}]}},
+    "device_limits_flag": {
+        "summary": "The same budgets with \"device_limits\": true",
+        "value": {**_TINY, "device": "cortex_m7", "device_limits": True,
+                  "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                 {"metric": "peak_memory_kb", "goal": "minimize"}]}},
+    "command": {"summary": "Your own evaluator command, two devices",
+                "value": {**_TINY, "strategy": {"name": "nsga2", "params": {}}, "batch_size": 4, "parallelism": 2,
+                          "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                         {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"},
+                                         {"metric": "latency_ms", "device": "raspi4", "goal": "minimize"}],
+                          "evaluator": {"type": "command", "command": "python3 eval.py {arch}", "timeout_s": 600}}},
+    "train": {"summary": "Short real training on digits",
+              "value": {**_TINY, "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                                {"metric": "macs", "goal": "minimize"}],
+                        "evaluator": {"type": "train", "dataset": "digits", "epochs": 3}}},
+    "proxy": {"summary": "A zero-cost proxy score (named naswot, not accuracy, on the dashboard)",
+              "value": {**_TINY, "keep_degenerate": False,
+                        "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                       {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
+                        "evaluator": {"type": "proxy", "proxy": "naswot", "dataset": "digits"}}},
+}
+
+
 class JobSpec(_Strict):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE_SPEC]})
 
     name: str = Field(default="", max_length=200)
-    space: str = Field(json_schema_extra=_enum_of(lambda: SPACES))
+    #: A shipped space (``GET /v1/search-spaces``) or one the tenant registered
+    #: (``POST /v1/search-spaces``); checked against the catalog when the job is submitted.
+    space: str = Field(pattern=NAME_PATTERN.pattern, json_schema_extra=_examples_of(lambda: SPACES))
+    #: The content hash of the space's definition, pinned at submit (given here, it must match one
+    #: registered under ``space``): the job runs on exactly that definition, whatever is registered later.
+    space_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: BudgetSpec
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
@@ -176,8 +222,15 @@ class JobSpec(_Strict):
     #: The board the job targets (its ``device.limits``); default: the one device the objectives name.
     device: str | None = Field(default=None, min_length=1, max_length=100)
     #: Apply the target device's declared budgets (SRAM, flash, latency) as constraints.
-    device_limits: bool = False
+    device_limits: bool = Field(default=False, description=(
+        "Apply the target device's declared budgets (its table's device.limits: SRAM, flash, latency) as "
+        "constraints; `\"constraints\": \"device\"` (alone or as a list item) sets it too."))
     evaluator: EvaluatorSpec
+    #: Let strategies propose degenerate architectures (``SearchSpace.is_degenerate``: e.g. an nb201
+    #: cell whose output no real op reaches); by default they are skipped.
+    keep_degenerate: bool = Field(default=False, description=(
+        "Let strategies propose degenerate architectures (e.g. an nb201 cell whose output no real op "
+        "reaches); by default they are skipped."))
     #: Hypervolume reference per objective key; defaults are documented in nas.pareto.
     reference_point: dict[str, float] | None = None
     batch_size: int = Field(default=1, ge=1, le=1024)
@@ -208,11 +261,6 @@ class JobSpec(_Strict):
                 rest = [] if given == DEVICE_LIMITS else [c for c in given if c != DEVICE_LIMITS]
                 data = {**data, "constraints": rest, "device_limits": True}
         return data
-
-    @field_validator("space")
-    @classmethod
-    def _known_space(cls, space: str) -> str:
-        return one_of(space, SPACES, "search space")
 
     @model_validator(mode="after")
     def _distinct_objectives(self) -> JobSpec:

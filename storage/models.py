@@ -149,7 +149,7 @@ class Device(Base):
     __table_args__ = (UniqueConstraint("name", "space", name="uq_devices_name_space"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    space: Mapped[str] = mapped_column(String(50))
+    space: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(50), default="")
     table: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -159,7 +159,7 @@ class BenchmarkTable(Base):
     __tablename__ = "benchmark_tables"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    space: Mapped[str] = mapped_column(String(50))
+    space: Mapped[str] = mapped_column(String(64))
     columns: Mapped[list[Any]]
     row_count: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(Text, default="")
@@ -172,3 +172,24 @@ class BenchmarkRow(Base):
                                           primary_key=True)
     arch: Mapped[str] = mapped_column(Text, primary_key=True)
     metrics: Mapped[dict[str, Any]]
+
+
+class SearchSpaceRow(Base):
+    """One definition (``hwnas.space/1``) a tenant registered under a name.
+
+    Rows are never changed in content: registering other content under the name adds
+    a row, so a job that pinned a content hash still finds its definition. The
+    name's current definition is its row with the highest ``version``.
+    """
+
+    __tablename__ = "search_spaces"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", "content_hash", name="uq_search_spaces_tenant_name_hash"),
+                      Index("ix_search_spaces_tenant_hash", "tenant_id", "content_hash"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    #: 1, 2, ... per (tenant, name) in order of registration; re-registering old content makes it current again.
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]]
+    registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_init
 
-from hwnas.settings import get_settings
+from hwnas_settings import get_settings
 from nas import threads
 
 threads.prepare_environment()  # before torch is imported anywhere in this process

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
 from api.auth import CallerDep, current_caller
 from api.deps import SessionFactory
 from api.problems import COMMON_ERRORS, Problem, field_error, problem_responses
 from latency_tables import LatencyTable, TableError
-from api.schemas import DevicePublic, SearchSpacePublic, StrategyPublic
+from api.schemas import DevicePublic, StrategyPublic
+from nas.service import DbCatalog
 from nas.strategies import STRATEGIES
 from search_spaces import SPACES
+from search_spaces.definition import NAME_PATTERN
 from storage import catalog as catalog_q
 from storage.db import session_scope
 from storage.models import Device
@@ -21,19 +22,11 @@ from storage.models import Device
 router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)],
                    responses={**COMMON_ERRORS, **problem_responses(404)})
 DEVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
-SpaceName = Literal[tuple(sorted(SPACES))]  # type: ignore[valid-type]
-SpaceQuery = Annotated[SpaceName | None, Query()]
+#: A shipped space or one the caller registered (GET /v1/search-spaces lists them).
+SpaceQuery = Annotated[str | None, Query(pattern=NAME_PATTERN.pattern)]
 
 
-@router.get("/search-spaces", response_model=list[SearchSpacePublic])
-def search_spaces() -> list[SearchSpacePublic]:
-    return [SearchSpacePublic(name=s.name, description=s.description, size=s.size,
-                              choices=[list(c) for c in s.choices],
-                              example=s.sample(np.random.default_rng(0)))
-            for s in SPACES.values()]
-
-
-@router.get("/strategies", response_model=list[StrategyPublic])
+@router.get("/strategies", response_model=list[StrategyPublic], operation_id="list_strategies")
 def strategies() -> list[StrategyPublic]:
     return [StrategyPublic(name=name, description=cls.description) for name, cls in sorted(STRATEGIES.items())]
 
@@ -44,13 +37,13 @@ def device_public(d: Device) -> DevicePublic:
                         provenance=d.table.get("provenance", {}), validation=d.table.get("validation", {}))
 
 
-@router.get("/devices", response_model=list[DevicePublic])
+@router.get("/devices", response_model=list[DevicePublic], operation_id="list_devices")
 def devices(factory: SessionFactory, space: SpaceQuery = None) -> list[DevicePublic]:
     with session_scope(factory) as s:
         return [device_public(d) for d in catalog_q.list_devices(s, space)]
 
 
-@router.get("/devices/{name}", response_model=list[DevicePublic])
+@router.get("/devices/{name}", response_model=list[DevicePublic], operation_id="get_device")
 def device(name: Annotated[str, Path(pattern=DEVICE_NAME)], factory: SessionFactory,
            space: SpaceQuery = None) -> list[DevicePublic]:
     """One device's tables (metadata, provenance, validation), one per search space."""
@@ -62,7 +55,7 @@ def device(name: Annotated[str, Path(pattern=DEVICE_NAME)], factory: SessionFact
         return [device_public(d) for d in rows]
 
 
-@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DevicePublic,
+@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DevicePublic, operation_id="upload_device",
              responses=problem_responses(400, 409, 413))
 def upload_device(table: Annotated[dict[str, Any], Body(description="A latency table file (hwnas.latency_table/2)")],
                   factory: SessionFactory, response: Response, caller: CallerDep) -> DevicePublic:
@@ -73,7 +66,11 @@ def upload_device(table: Annotated[dict[str, Any], Body(description="A latency t
     """
     try:
         parsed = LatencyTable.from_dict(table)
-        parsed.check_space()
+        registered = None if parsed.space in SPACES else DbCatalog(factory, caller.tenant_id).space(parsed.space)
+        if parsed.space not in SPACES and registered is None:
+            raise TableError(f"unknown search space {parsed.space!r}; register it (POST /v1/search-spaces) "
+                             "or use a shipped one", entry="space")
+        parsed.check_space(registered)
     except TableError as exc:
         where = exc.entry or "body"
         raise Problem(422, "Invalid latency table", f"{where}: {exc}", [field_error(where, str(exc))]) from None

@@ -6,13 +6,13 @@ from sqlalchemy import text
 from api.deps import SessionFactory, SettingsDep
 from api.problems import Problem, problem_responses
 from api.schemas import Health
-from hwnas import __version__
+from hwnas_settings.version import __version__
 from storage.db import StorageError, session_scope
 
 router = APIRouter(prefix="/v1", tags=["health"])
 
 
-@router.get("/health", response_model=Health, responses=problem_responses(405, 500, 503))
+@router.get("/health", response_model=Health, responses=problem_responses(405, 500, 503), operation_id="get_health")
 def health(request: Request, factory: SessionFactory, settings: SettingsDep) -> Health:
     try:
         with session_scope(factory) as s:

@@ -29,6 +29,7 @@ import numpy as np
 
 from nas.pareto import hypervolume, non_dominated_mask
 from nas.problem import Problem, TrialResult
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy
 from nas.strategies.features import features
 from nas.strategies.gp import GP
@@ -45,6 +46,7 @@ WINDOW = 160
 REFIT_EVERY = 40
 
 
+@STRATEGIES.register
 class DefaultStrategy(Strategy):
     name = "default"
     description = "GP surrogate of accuracy + exact table latency for the whole space; picks by EHVI"
