@@ -238,7 +238,12 @@ class DefaultStrategy(Strategy):
             gp = GP.fit(x, target)
             self.hyper[objective] = (gp.length, gp.noise, n)
             return gp
-        return GP.fit(x, target, length_scales=(last[0],), noise_ratios=(last[1],))
+        # the reused length with the reused noise ratio or, should the window's kernel no longer
+        # factorise with it, the larger ones of the grid (5 factorisations at most, not 55)
+        from nas.strategies.gp import NOISE_RATIOS
+
+        return GP.fit(x, target, length_scales=(last[0],),
+                      noise_ratios=tuple(r for r in NOISE_RATIOS if r >= last[1]))
 
     def _fantasy(self, idx: int, free: list[int], expensive: list[int],
                  model: Model | None) -> list[float]:
