@@ -41,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.embedded:
             upgrade(settings.database_url)
             register_shipped_tables(factory)
+            from nas import threads
+
+            threads.configure(settings.embedded_workers)  # jobs at once share the cores
             worker = LocalWorker(factory, lease_seconds=settings.lease_seconds,
                                  threads=settings.embedded_workers, settings=settings)
             app.state.enqueue = worker.enqueue

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     #: A job whose worker died this many times in a row without recording progress fails,
     #: naming the candidates it was evaluating (a poison trial).
     max_job_attempts: int = Field(default=3, ge=1, le=100)
+    #: A fan-out candidate whose evaluation lost its worker this many times fails as a trial.
+    max_claim_attempts: int = Field(default=3, ge=1, le=100)
+    #: Jobs one Celery worker process runs before it is replaced (bounds leaks; 1 = a fresh
+    #: process per job, which costs the imports and table loads again every job).
+    worker_max_tasks_per_child: int = Field(default=500, ge=1)
     #: Threads of the in-process worker (embedded mode).
     embedded_workers: int = Field(default=1, ge=1, le=64)
     #: Whether every tenant may use the command evaluator (it runs the submitted command on

@@ -107,6 +107,29 @@ class Dispatcher(Protocol):
         """
 
 
+class AsyncDispatcher(Protocol):
+    """Evaluates candidates one at a time as workers free up (job spec ``schedule: async``).
+
+    The engine keeps ``slots`` candidates in flight: it asks the strategy for one more
+    whenever a result lands, and tells it each result as it comes.
+    """
+
+    slots: int
+
+    def flying(self) -> list[tuple[int, str]]:
+        """Called once at start: (seq, arch) handed out before the job was resumed."""
+
+    def submit(self, seq: int, arch: str, strategy_state: dict[str, Any]) -> None:
+        """Hand one candidate out; ``strategy_state`` (the strategy right after asking it) is stored with it."""
+
+    def wait(self, stopping: bool) -> list[tuple[int, Outcome | None]]:
+        """Block until at least one candidate in flight finished; None for one dropped unstarted.
+        ``stopping``: the job stops, so nothing not yet started may start."""
+
+    def close(self) -> None:
+        """Stop this process's own evaluations (the search is over or interrupted)."""
+
+
 class _Tracker:
     """Summary of the trials so far: counts, running front, best."""
 
@@ -142,12 +165,14 @@ class _Tracker:
 
 def run_search(search: Search, recorder: Recorder,
                on_progress: Callable[[Summary], None] | None = None,
-               deadline: float | None = None, dispatcher: Dispatcher | None = None) -> Summary:
+               deadline: float | None = None, dispatcher: Dispatcher | AsyncDispatcher | None = None) -> Summary:
     """Run until the budget is spent or something stops it (``summary.stop_reason`` says what).
 
     ``deadline`` is a ``time.time()`` after which no new batch starts. ``dispatcher``
     evaluates batches elsewhere (job spec ``parallelism``); by default they run here.
     """
+    if dispatcher is not None and hasattr(dispatcher, "submit"):
+        return _run_async(search, recorder, dispatcher, on_progress, deadline)  # type: ignore[arg-type]
     budget = search.spec.budget.evaluations
     failure_limit = search.spec.failure_limit
     checkpoint, done = recorder.resume()
@@ -244,3 +269,84 @@ def _evaluate_here(search: Search, archs: list[str], started: dt.datetime) -> li
     per_trial = dt.timedelta(seconds=(time.perf_counter() - t0) / len(archs))
     return [Outcome(arch, evaluation, started + per_trial * i, started + per_trial * (i + 1))
             for i, (arch, evaluation) in enumerate(zip(archs, evaluations, strict=True))]
+
+
+def _stop_check(search: Search, recorder: Recorder, summary: Summary, tracker: _Tracker,
+                deadline: float | None) -> str | None:
+    """Cancel, failure limit or time limit: why no new candidate may start."""
+    reason = recorder.stop_reason()
+    if reason:
+        return reason
+    limit = search.spec.failure_limit
+    if summary.failed >= limit:
+        last = next((t.error for t in reversed(tracker.failures) if t.error), "")
+        return f"stopped: {summary.failed} failed trials reached the limit of {limit}; last error: {last[:500]}"
+    if deadline is not None and time.time() >= deadline:
+        return (f"stopped: time limit of {search.spec.time_limit_s:g}s reached "
+                f"after {summary.evaluated} evaluations")
+    return None
+
+
+def _run_async(search: Search, recorder: Recorder, dispatcher: AsyncDispatcher,
+               on_progress: Callable[[Summary], None] | None, deadline: float | None) -> Summary:
+    """The asynchronous schedule: ``dispatcher.slots`` candidates in flight, one more asked per result.
+
+    Every event (a hand-out, a recorded result) stores the strategy state with it, so a
+    new owner resumes from the last one: the recorded trials, the candidates still in
+    flight (``flying``) and the state that asked them. Trial seqs are assigned at
+    hand-out; the order results land in (and so the search) depends on which worker
+    finished first. A cancel drops candidates not yet started: their seqs stay unused.
+    """
+    budget = search.spec.budget.evaluations
+    checkpoint, done = recorder.resume()
+    tracker = _Tracker(search)
+    for trial in done:
+        tracker.add(trial)
+    if checkpoint is not None:
+        search.strategy.load_state_dict(checkpoint)
+    search.strategy.mark_seen(t.arch_hash for t in done)
+    flying = dict(dispatcher.flying())
+    search.strategy.mark_seen(search.space.canonical_hash(a) for a in flying.values())
+    next_seq = max([t.seq for t in done] + list(flying) + [-1]) + 1
+    summary = tracker.summary
+    stop: str | None = None
+    exhausted = False
+    try:
+        while True:
+            if stop is None:
+                stop = _stop_check(search, recorder, summary, tracker, deadline)
+            while stop is None and not exhausted and len(flying) < dispatcher.slots \
+                    and summary.evaluated + len(flying) < budget:
+                archs = search.strategy.ask(1)
+                if not archs:
+                    exhausted = True  # for now: results still to come may open new candidates
+                    break
+                dispatcher.submit(next_seq, archs[0], search.strategy.state_dict())
+                flying[next_seq] = archs[0]
+                next_seq += 1
+            if not flying:
+                break
+            for seq, outcome in sorted(dispatcher.wait(stopping=stop is not None), key=lambda p: p[0]):
+                arch = flying.pop(seq)
+                if outcome is None:
+                    continue
+                free = search.problem.free_metrics([arch])
+                metrics = {k: float(v[0]) for k, v in free.items()}
+                metrics.update(outcome.evaluation.metrics or {})
+                ok = outcome.evaluation.ok
+                trial = TrialRecord(seq=seq, arch=arch, arch_hash=search.space.canonical_hash(arch),
+                                    status="completed" if ok else "failed", metrics=metrics,
+                                    error=outcome.evaluation.error, started_at=outcome.started_at,
+                                    finished_at=outcome.finished_at)
+                search.strategy.tell([TrialResult(arch, metrics, ok)])
+                tracker.add(trial)
+                recorder.record([trial], search.strategy.state_dict(), summary)
+                exhausted = False
+                if on_progress:
+                    on_progress(summary)
+        if stop is None and summary.evaluated < budget:
+            stop = recorder.stop_reason() or "exhausted"
+    finally:
+        dispatcher.close()
+    summary.stop_reason = stop
+    return summary

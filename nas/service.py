@@ -26,9 +26,11 @@ from nas.catalog import BenchmarkInfo, SpecError
 from nas.engine import Dispatcher, Recorder, Summary, TrialRecord, run_search, utcnow
 from nas.evaluators.command import CommandPolicy
 from nas.evaluators.benchmark import BenchmarkData
-from nas.fanout import DbFanOut, SendHelpers, ThreadedDispatch, help_evaluate, threads_safe
+from nas.engine import AsyncDispatcher
+from nas.fanout import AsyncDbFanOut, AsyncThreaded, DbFanOut, SendHelpers, ThreadedDispatch, help_evaluate, threads_safe
 from nas.resolve import (Search, build_estimators, build_evaluator, build_search, check_spec, pin_space,
                          reference_point)
+from storage.pending import MAX_CLAIMS
 from nas.spec import JobSpec
 from search_spaces import SPACES, SearchSpace, parse_space_definition
 from storage import catalog as catalog_q
@@ -371,7 +373,7 @@ class DbRecorder(Recorder):
                         failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume,
                         best=summary.best, phase=summary.phase)
                     hv_q.append(s, self.job_id, [h for h in summary.hv_history if h[0] > self._hv_stored])
-                    pending_q.clear(s, self.job_id)  # a fanned-out batch, now recorded
+                    pending_q.remove(s, self.job_id, [t.seq for t in trials])  # fanned-out candidates, now trials
             except Conflict:
                 # a retry after a connection lost during COMMIT: the first attempt may have landed
                 with session_scope(self.factory) as s:
@@ -428,7 +430,8 @@ class _Heartbeat(threading.Thread):
 
 
 def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, lease_seconds: int,
-                send_helpers: SendHelpers | None = None, settings: Settings | None = None) -> str:
+                send_helpers: SendHelpers | None = None, settings: Settings | None = None,
+                max_claims: int = MAX_CLAIMS) -> str:
     """Claim and run one job to its end. Returns what happened (for logs and tests).
 
     ``send_helpers`` asks other workers to help with a batch (Celery); without it a
@@ -475,7 +478,7 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
     beat.start()
     try:
-        dispatcher = _dispatcher(factory, search, recorder, send_helpers, owner)
+        dispatcher = _dispatcher(factory, search, recorder, send_helpers, owner, max_claims)
         summary = run_search(search, recorder, deadline=deadline, dispatcher=dispatcher)
         status, note = _outcome(summary.stop_reason)
         _finish(factory, job_id, token, status, note)
@@ -502,23 +505,30 @@ def _finish(factory: sessionmaker[Session], job_id: str, token: str, status: str
 
 
 def _dispatcher(factory: sessionmaker[Session], search: Search, recorder: DbRecorder,
-                send_helpers: SendHelpers | None, owner: str) -> Dispatcher | None:
-    """Where a job's batches are evaluated: here (parallelism 1), on other workers, or on threads."""
+                send_helpers: SendHelpers | None, owner: str,
+                max_claims: int = MAX_CLAIMS) -> Dispatcher | AsyncDispatcher | None:
+    """Where a job's candidates are evaluated: here (parallelism 1), on other workers, or on threads;
+    asynchronously unless the spec asks for ``schedule: sync`` (or the strategy trains a supernet
+    inside ``ask``, which proposes its architectures in fixed batches anyway)."""
     parallelism = search.spec.parallelism
     if parallelism <= 1:
         return None
+    use_async = search.spec.schedule == "async" and not search.strategy.differentiable
     if send_helpers is not None:
-        return DbFanOut(factory, recorder.job_id, recorder.token, spec=search.spec, evaluator=search.evaluator,
-                        canonical_hash=search.space.canonical_hash, send_helpers=send_helpers, worker=owner,
-                        lease_seconds=recorder.lease_seconds, lease_lost=recorder.lease_lost,
-                        retrying=recorder._retrying)
+        kind = AsyncDbFanOut if use_async else DbFanOut
+        return kind(factory, recorder.job_id, recorder.token, spec=search.spec, evaluator=search.evaluator,
+                    canonical_hash=search.space.canonical_hash, send_helpers=send_helpers, worker=owner,
+                    lease_seconds=recorder.lease_seconds, lease_lost=recorder.lease_lost,
+                    retrying=recorder._retrying, max_claims=max_claims)
     if threads_safe(search.spec):
+        if use_async:
+            return AsyncThreaded(search.evaluator, parallelism)
         return ThreadedDispatch(search.evaluator, parallelism, lambda: recorder.stop_reason() == "cancelled")
     return None  # training seeds torch globally: one evaluation at a time in this process
 
 
 def help_with_job(factory: sessionmaker[Session], job_id: str, *, worker: str, lease_seconds: int,
-                  settings: Settings | None = None) -> int:
+                  settings: Settings | None = None, max_claims: int = MAX_CLAIMS) -> int:
     """Evaluate candidates of a fanned-out job's batches (a helper task). Returns how many results it stored."""
     settings = settings or get_settings()
     with session_scope(factory) as s:
@@ -531,7 +541,8 @@ def help_with_job(factory: sessionmaker[Session], job_id: str, *, worker: str, l
             return 0
     policy = command_policy(settings)
     return help_evaluate(factory, job_id, worker=worker, lease_seconds=lease_seconds,
-                         build_evaluator=lambda spec: build_evaluator(spec, DbCatalog(factory), command_policy=policy))
+                         build_evaluator=lambda spec: build_evaluator(spec, DbCatalog(factory), command_policy=policy),
+                         max_claims=max_claims)
 
 
 def _outcome(stop_reason: str | None) -> tuple[str, str | None]:

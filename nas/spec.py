@@ -70,7 +70,8 @@ def _enum_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], N
 
 
 class StrategySpec(_Strict):
-    name: str = Field(default="evolution", json_schema_extra=_enum_of(STRATEGIES.names))
+    #: ``default`` (GP + exact table latency) when omitted: the strategy the docs recommend.
+    name: str = Field(default="default", json_schema_extra=_enum_of(STRATEGIES.names))
     #: Checked against the strategy's declared ``Params`` (names, ranges) when the job is submitted.
     params: dict[str, Any] = Field(default_factory=dict, max_length=64)
 
@@ -259,6 +260,12 @@ class JobSpec(_Strict):
     batch_size: int = Field(default=1, ge=1, le=1024)
     #: Workers evaluating one batch at once (1: the job's own worker only); see nas/fanout.py.
     parallelism: int = Field(default=1, ge=1, le=256)
+    #: With parallelism > 1: ``async`` (default) hands the next candidate to whichever worker is
+    #: free, the strategy asking for one more as each result lands (no batch barrier; the order of
+    #: trials depends on which finished first); ``sync`` evaluates ``batch_size`` candidates, waits
+    #: for all of them and tells the strategy in seq order: bit-identical replays, at the cost of
+    #: waiting for the slowest candidate of every batch.
+    schedule: Literal["async", "sync"] = "async"
     #: The job fails once this many trials failed; default min(budget, max(10, budget // 2)).
     #: A job whose every trial failed fails whatever this says.
     max_failed_trials: int | None = Field(default=None, ge=1, le=MAX_BUDGET)

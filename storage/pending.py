@@ -3,7 +3,12 @@
 The job's owner hands a batch out (rows + the strategy state after ``ask``, under its
 lease); any worker claims rows with ``FOR UPDATE SKIP LOCKED`` and completes each
 under its claim token, so a result is stored once even when a claim expired and the
-candidate ran twice. The owner records the finished batch and deletes the rows.
+candidate ran twice. The owner records each finished candidate and deletes its row.
+
+Times are the database's (``now()``), never a worker's: a worker whose clock runs
+fast cannot make another's claim look stale. A candidate claimed ``max_claims`` times
+whose last claim went stale (its evaluation killed the worker each time) is not
+handed out again: it ends as a failed trial naming the attempts.
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storage.jobs import LeaseLost
-from storage.models import Job, PendingTrial, utcnow
+from storage.models import Job, PendingTrial
+
+#: Claims of one candidate after which it fails as a trial (settings ``max_claim_attempts``).
+MAX_CLAIMS = 3
 
 
 @dataclass(frozen=True)
@@ -45,17 +54,33 @@ def _owned(job_id: str, lease_token: str) -> Any:
     return and_(Job.id == job_id, Job.lease_token == lease_token, Job.status == "running")
 
 
+def _db_now() -> Any:
+    return func.now()
+
+
+def _stale_before(lease_seconds: int) -> Any:
+    return func.now() - dt.timedelta(seconds=lease_seconds)
+
+
 def hand_out(session: Session, job_id: str, lease_token: str, first_seq: int,
              candidates: Sequence[tuple[str, str]], checkpoint: dict[str, Any]) -> None:
-    """Store a batch of (arch, arch_hash) as pending rows with the strategy state that asked for it."""
+    """Store candidates (arch, arch_hash) from ``first_seq`` on as pending rows, with the strategy
+    state that asked for them.
+
+    Idempotent: a retry after a connection lost during COMMIT finds the rows there
+    (the same seqs, asked by the same state) and adds nothing.
+    """
     owned = session.execute(update(Job).where(_owned(job_id, lease_token))
-                            .values(checkpoint=checkpoint, heartbeat_at=utcnow())
+                            .values(checkpoint=checkpoint, heartbeat_at=_db_now())
                             .execution_options(synchronize_session=False)).rowcount
     if owned != 1:
         raise LeaseLost(job_id)
-    session.execute(PendingTrial.__table__.insert(), [
-        {"job_id": job_id, "seq": first_seq + i, "arch": arch, "arch_hash": arch_hash, "status": "pending",
-         "claims": 0} for i, (arch, arch_hash) in enumerate(candidates)])
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    rows = [{"job_id": job_id, "seq": first_seq + i, "arch": arch, "arch_hash": arch_hash, "status": "pending",
+             "claims": 0} for i, (arch, arch_hash) in enumerate(candidates)]
+    if rows:
+        session.execute(dialect.insert(PendingTrial).values(rows)
+                        .on_conflict_do_nothing(index_elements=["job_id", "seq"]))
 
 
 def batch(session: Session, job_id: str) -> list[PendingTrial]:
@@ -63,16 +88,30 @@ def batch(session: Session, job_id: str) -> list[PendingTrial]:
                                 .order_by(PendingTrial.seq)).all())
 
 
-def _claimable(stale: dt.datetime) -> Any:
+def _claimable(stale: Any) -> Any:
     return and_(PendingTrial.status == "pending",
                 or_(PendingTrial.claim_token.is_(None), PendingTrial.claim_heartbeat_at < stale))
 
 
-def claim(session: Session, job_id: str, worker: str, lease_seconds: int, limit: int = 1) -> Claim | None:
+def fail_overclaimed(session: Session, job_id: str, lease_seconds: int, max_claims: int = MAX_CLAIMS) -> int:
+    """Candidates whose ``max_claims``-th claim went stale end as failed results (poison candidates)."""
+    stale = _stale_before(lease_seconds)
+    return session.execute(
+        update(PendingTrial)
+        .where(PendingTrial.job_id == job_id, PendingTrial.status == "pending", PendingTrial.claims >= max_claims,
+               PendingTrial.claim_token.is_not(None), PendingTrial.claim_heartbeat_at < stale)
+        .values(status="done", metrics=None, started_at=_db_now(), finished_at=_db_now(),
+                error=f"the candidate was claimed {max_claims} times and its worker stopped every time "
+                      "before a result (it may crash or kill its worker); not retried")
+        .execution_options(synchronize_session=False)).rowcount
+
+
+def claim(session: Session, job_id: str, worker: str, lease_seconds: int, limit: int = 1,
+          max_claims: int = MAX_CLAIMS) -> Claim | None:
     """Claim up to ``limit`` unclaimed (or expired) candidates of a running, not cancelled job."""
     _without_waiting_for_disk(session)
-    now = utcnow()
-    stale = now - dt.timedelta(seconds=lease_seconds)
+    fail_overclaimed(session, job_id, lease_seconds, max_claims)
+    stale = _stale_before(lease_seconds)
     token = str(uuid.uuid4())
     job_running = (select(Job.id).where(Job.id == job_id, Job.status == "running",
                                         Job.cancel_requested.is_(False)).exists())
@@ -85,7 +124,8 @@ def claim(session: Session, job_id: str, worker: str, lease_seconds: int, limit:
         return None
     rows = session.execute(
         update(PendingTrial).where(PendingTrial.job_id == job_id, PendingTrial.seq.in_(free))
-        .values(claim_token=token, claimed_by=worker, claim_heartbeat_at=now, claims=PendingTrial.claims + 1)
+        .values(claim_token=token, claimed_by=worker, claim_heartbeat_at=_db_now(),
+                claims=PendingTrial.claims + 1)
         .returning(PendingTrial.seq, PendingTrial.arch)
         .execution_options(synchronize_session=False)).all()
     if not rows:
@@ -99,13 +139,18 @@ def heartbeat(session: Session, tokens: Iterable[str]) -> None:
         _without_waiting_for_disk(session)
         session.execute(update(PendingTrial)
                         .where(PendingTrial.claim_token.in_(tokens), PendingTrial.status == "pending")
-                        .values(claim_heartbeat_at=utcnow()).execution_options(synchronize_session=False))
+                        .values(claim_heartbeat_at=_db_now()).execution_options(synchronize_session=False))
 
 
 def complete(session: Session, job_id: str, seq: int, token: str, *, metrics: dict[str, float] | None,
-             error: str | None, started_at: dt.datetime, finished_at: dt.datetime) -> bool:
-    """Store one result, only under the claim that is still current. False: someone else's result counts."""
+             error: str | None, duration_s: float) -> bool:
+    """Store one result, only under the claim that is still current. False: someone else's result counts.
+
+    It ended now (the database's clock) and started ``duration_s`` (the worker's stopwatch) before.
+    """
     _without_waiting_for_disk(session)
+    finished_at = func.clock_timestamp() if session.get_bind().dialect.name == "postgresql" else func.now()
+    started_at = finished_at - dt.timedelta(seconds=max(0.0, duration_s))
     return session.execute(
         update(PendingTrial)
         .where(PendingTrial.job_id == job_id, PendingTrial.seq == seq, PendingTrial.status == "pending",
@@ -116,9 +161,17 @@ def complete(session: Session, job_id: str, seq: int, token: str, *, metrics: di
 
 def drop_unclaimed(session: Session, job_id: str, lease_seconds: int) -> int:
     """After a cancel: candidates nobody is evaluating never start (conditional, so a racing claim wins or loses whole)."""
-    stale = utcnow() - dt.timedelta(seconds=lease_seconds)
+    stale = _stale_before(lease_seconds)
     return session.execute(update(PendingTrial).where(PendingTrial.job_id == job_id, _claimable(stale))
                            .values(status="dropped").execution_options(synchronize_session=False)).rowcount
+
+
+def remove(session: Session, job_id: str, seqs: Iterable[int]) -> None:
+    """Forget candidates just recorded as trials."""
+    seqs = list(seqs)
+    if seqs:
+        session.execute(delete(PendingTrial).where(PendingTrial.job_id == job_id, PendingTrial.seq.in_(seqs))
+                        .execution_options(synchronize_session=False))
 
 
 def clear(session: Session, job_id: str) -> None:

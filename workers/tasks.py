@@ -15,6 +15,22 @@ from workers.celery_app import app, settings
 log = logging.getLogger("hwnas.worker")
 
 
+def _warm_imports() -> None:
+    """Import in the parent what jobs import lazily, so forked pool processes have it loaded."""
+    import nas.evaluators.proxy  # noqa: F401
+    import nas.evaluators.train  # noqa: F401
+    import nas.strategies  # noqa: F401
+    import search_spaces  # noqa: F401
+
+    try:
+        import torch  # noqa: F401  (import only: no thread pool is started before the fork)
+    except ImportError:
+        pass
+
+
+_warm_imports()
+
+
 @lru_cache
 def _factory() -> sessionmaker[Session]:
     return make_session_factory(make_engine(settings.database_url))
@@ -32,7 +48,8 @@ def _send_helpers(job_id: str, count: int) -> None:
 @app.task(name="hwnas.run_job")
 def run_job(job_id: str) -> str:
     outcome = execute_job(_factory(), job_id, owner=_worker_name(), lease_seconds=settings.lease_seconds,
-                          send_helpers=_send_helpers, settings=settings)
+                          send_helpers=_send_helpers, settings=settings,
+                          max_claims=settings.max_claim_attempts)
     log.info("job %s: %s", job_id, outcome)
     return outcome
 
@@ -41,7 +58,8 @@ def run_job(job_id: str) -> str:
 def evaluate_trials(job_id: str) -> int:
     """Help a fanned-out job: evaluate candidates its owner handed out (see nas/fanout.py)."""
     stored = help_with_job(_factory(), job_id, worker=_worker_name(), lease_seconds=settings.lease_seconds,
-                           settings=settings)
+                           settings=settings,
+                           max_claims=settings.max_claim_attempts)
     log.info("job %s: helped with %d evaluations", job_id, stored)
     return stored
 

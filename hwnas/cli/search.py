@@ -91,7 +91,7 @@ def search(
     space: Annotated[str | None, typer.Option(
         help=f"Search space: {', '.join(sorted(SPACES))} or a definition file (hwnas.space/1 JSON); "
              f"default {DEFAULT_SPACE}, with --spec the spec's")] = None,
-    strategy: Annotated[str, typer.Option(help="Search strategy (see `hwnas strategies`)")] = "evolution",
+    strategy: Annotated[str, typer.Option(help="Search strategy (see `hwnas strategies`)")] = "default",
     budget: Annotated[int, typer.Option(help="Evaluations to spend")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
     device: Annotated[list[str] | None, typer.Option(help="Device with a shipped latency table (repeatable)")] = None,

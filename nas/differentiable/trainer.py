@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas import threads
 from nas.differentiable.data import SearchData
 from nas.differentiable.latency_loss import ExpectedLatency, LatencyPenalty
 from nas.differentiable.relaxation import Relaxation
@@ -133,7 +134,7 @@ class SupernetSearch:
                 logits = self.net(d.x_alpha[idx], mix, hard)
                 loss = c.penalty.loss(loss_fn(logits, d.y_alpha[idx]), self.latency(mix), self.latency_weight)
                 self.alpha_opt.zero_grad()
-                loss.backward()
+                threads.backward(loss)
                 self.alpha_opt.step()
                 correct_a += int((logits.argmax(1) == d.y_alpha[idx]).sum())
                 seen_a += len(idx)
@@ -142,7 +143,7 @@ class SupernetSearch:
             logits = self.net(d.x_weights[idx], mix, hard)
             loss = loss_fn(logits, d.y_weights[idx])
             self.weight_opt.zero_grad()
-            loss.backward()
+            threads.backward(loss)
             self.weight_opt.step()
             correct_w += int((logits.argmax(1) == d.y_weights[idx]).sum())
             seen_w += len(idx)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from nas import threads
 from nas.evaluators.base import Evaluation, Evaluator
 from nas.evaluators.train import ImageDataset
 from search_spaces.base import SearchSpace
@@ -46,7 +47,7 @@ def synflow(model: Any, x: Any, y: Any) -> float:
                 p.abs_()
     model.zero_grad()
     out = model(torch.ones((1, *x.shape[1:]), dtype=torch.float64))
-    out.sum().backward()
+    threads.backward(out.sum())
     total = sum(float((w * w.grad).detach().abs().sum()) for w in _weights(model) if w.grad is not None)
     return math.log(total) if total > 0 else -math.inf  # log: the raw value overflows ranks' display
 
@@ -90,7 +91,7 @@ def _loss_grads(model: Any, x: Any, y: Any) -> list[Any]:
     import torch.nn.functional as F
 
     model.train().zero_grad()
-    F.cross_entropy(model(x), y).backward()
+    threads.backward(F.cross_entropy(model(x), y))
     return _weights(model)
 
 
@@ -125,10 +126,13 @@ class ProxyEvaluator(Evaluator):
     def score(self, arch: str) -> Evaluation:
         import torch
 
+        from nas import threads
+
+        used = threads.apply()
         torch.manual_seed(self.seed * 1_000_003 + zlib.crc32(arch.encode()))
         model = self.space.build_model(arch, num_classes=self.num_classes, in_channels=self.in_channels,
                                        width=self.width, cells_per_stage=self.cells)
         value = SCORES[self.proxy](model, torch.from_numpy(self.x), torch.from_numpy(self.y))
         if not math.isfinite(value):
             return Evaluation(None, f"proxy {self.proxy} is not finite for this architecture")
-        return Evaluation({"accuracy": value, f"proxy_{self.proxy}": value})
+        return Evaluation({"accuracy": value, f"proxy_{self.proxy}": value, "torch_threads": float(used)})

@@ -79,6 +79,9 @@ class TrainEvaluator(Evaluator):
         import torch
         from torch import nn
 
+        from nas import threads
+
+        used = threads.apply()
         torch.manual_seed(self.seed * 1_000_003 + zlib.crc32(arch.encode()))
         model = self.space.build_model(arch, num_classes=self.data.num_classes,
                                        in_channels=self.data.in_channels, width=self.width,
@@ -98,10 +101,11 @@ class TrainEvaluator(Evaluator):
                 loss = loss_fn(model(x[idx]), y[idx])
                 if not torch.isfinite(loss):
                     return Evaluation(None, "training diverged (non-finite loss)")
-                loss.backward()
+                threads.backward(loss)
                 opt.step()
                 sched.step()
         model.eval()
         with torch.no_grad():
             pred = model(torch.from_numpy(self.data.x_val)).argmax(dim=1).numpy()
-        return Evaluation({"accuracy": float((pred == self.data.y_val).mean() * 100.0)})
+        return Evaluation({"accuracy": float((pred == self.data.y_val).mean() * 100.0),
+                           "torch_threads": float(used)})

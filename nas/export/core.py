@@ -137,6 +137,9 @@ def write_onnx(model: Any, config: ModelConfig, path: Path, seed: int) -> dict[s
     import onnxruntime as ort
     import torch
 
+    from nas import threads
+
+    threads.apply()
     generator = torch.Generator().manual_seed(seed)
     example = torch.randn(*config.input_shape, generator=generator)
     with warnings.catch_warnings():
@@ -144,7 +147,7 @@ def write_onnx(model: Any, config: ModelConfig, path: Path, seed: int) -> dict[s
         torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=ONNX_OPSET,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), threads.session_options(), providers=["CPUExecutionProvider"])
     diff = 0.0
     for batch in (1, 2):
         x = torch.randn(batch, *config.input_shape[1:], generator=generator)

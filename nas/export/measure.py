@@ -51,8 +51,9 @@ def _runner(out_dir: Path, manifest: dict[str, Any], threads: int) -> tuple[str,
     if fmt == "onnx":
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        from nas.threads import session_options
+
+        options = session_options(threads)
         options.add_session_config_entry("session.set_denormal_as_zero", "1")  # as tables profile times
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: torch.randn(*shape).numpy()}

@@ -9,6 +9,14 @@ says the front can still move. The model is a GP on the logit of accuracy with
 latency-local recalibration of its uncertainty (see ``_predict``); EHVI is
 integrated over Gauss-Hermite nodes, exactly and vectorised over the whole pool
 for one expensive and one free objective, by Monte Carlo on a shortlist otherwise.
+
+Why it stays cheap at thousands of evaluations: up to ``WINDOW`` evaluations the GP is
+exact and its hyperparameters are searched at every ask (the behaviour the regret
+figures were measured with); past that it is fitted on a window of ``WINDOW`` of them
+(the best of each latency bin, which is what shapes the front, plus the most recent),
+and the hyperparameter grid is searched again only every ``REFIT_EVERY`` evaluations
+(the last ones are reused in between and checkpointed, so a resumed job asks the same).
+A fit is then one Cholesky factorisation of a ``WINDOW``-sized matrix, whatever the job's size.
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ QUAD_WEIGHTS = QUAD_WEIGHTS / QUAD_WEIGHTS.sum()
 #: Candidates scored exactly when the objectives are not (one expensive, one free).
 GENERAL_SHORTLIST = 32
 GENERAL_SAMPLES = 8
+#: Evaluations the GP is fitted on at most (see the module docstring).
+WINDOW = 160
+#: Past ``WINDOW`` evaluations, the hyperparameter grid is searched again this often.
+REFIT_EVERY = 40
 
 
 @STRATEGIES.register
@@ -53,6 +65,11 @@ class DefaultStrategy(Strategy):
         self.observed: list[tuple[str, list[float]]] = []  # arch, oriented objective values
         self._pool: Pool | None = None
         self._x: np.ndarray | None = None
+        #: pool row of each observed architecture (-1: not in the pool), parallel to ``observed``
+        self._rows: list[int] = []
+        self._index: dict[str, int] | None = None
+        #: per expensive objective: (length, noise ratio, observations when searched)
+        self.hyper: dict[int, tuple[float, float, int]] = {}
 
     # -- pool and objectives ------------------------------------------------------------
     @property
@@ -165,12 +182,11 @@ class DefaultStrategy(Strategy):
         cells than in the crowded middle, and a single GP variance hides that.
         """
         pool = self.pool
-        index = {k: i for i, k in enumerate(pool.keys)}
-        rows = [index.get(self.space.canonical_hash(a), -1) for a, _ in self.observed]
+        rows = self._pool_rows()
         x_all = self._features()
-        keep = [j for j, r in enumerate(rows) if r >= 0]
-        x = x_all[[rows[j] for j in keep]]
         free, _ = self._split()
+        keep = self._window([j for j, r in enumerate(rows) if r >= 0], free, expensive)
+        x = x_all[[rows[j] for j in keep]]
         near = self._free_oriented(free)[:, 0] if free else None
         values = np.zeros((len(pool.archs), len(expensive), len(QUAD_NODES)))
         median = np.zeros((len(pool.archs), len(expensive)))
@@ -182,7 +198,7 @@ class DefaultStrategy(Strategy):
                 continue
             percent = bool(np.all((y > 0) & (y < 100)))
             target = np.log(y / (100 - y)) if percent else y
-            gp = GP.fit(x, target)
+            gp = self._fit(i, x, target)
             mu, sigma = gp.predict(x_all)
             if near is not None:
                 sigma = sigma * _local_calibration(near, near[[rows[j] for j in keep]], gp.loo_z)
@@ -190,6 +206,49 @@ class DefaultStrategy(Strategy):
             values[:, col] = 100 / (1 + np.exp(-z)) if percent else z
             median[:, col] = 100 / (1 + np.exp(-mu)) if percent else mu
         return Model(values, median)
+
+    def _pool_rows(self) -> list[int]:
+        """Pool rows of the observed architectures, hashed once each (not at every ask)."""
+        if self._index is None:
+            self._index = {k: i for i, k in enumerate(self.pool.keys)}
+        for a, _ in self.observed[len(self._rows):]:
+            self._rows.append(self._index.get(self.space.canonical_hash(a), -1))
+        return self._rows
+
+    def _window(self, keep: list[int], free: list[int], expensive: list[int]) -> list[int]:
+        """At most ``WINDOW`` observations: the best (first expensive objective) of ``WINDOW // 2``
+        equal-count bins of the first free objective, then the most recent ones."""
+        if len(keep) <= WINDOW:
+            return keep
+        chosen: set[int] = set()
+        if free and expensive:
+            at = np.array([self.observed[j][1][free[0]] for j in keep])
+            value = np.array([self.observed[j][1][expensive[0]] for j in keep])
+            order = np.argsort(at, kind="stable")
+            for members in np.array_split(order, WINDOW // 2):
+                if len(members):
+                    chosen.add(keep[int(members[np.argmax(value[members])])])
+        for j in reversed(keep):
+            if len(chosen) >= WINDOW:
+                break
+            chosen.add(j)
+        return sorted(chosen)
+
+    def _fit(self, objective: int, x: np.ndarray, target: np.ndarray) -> GP:
+        """The GP of one expensive objective: full hyperparameter search up to ``WINDOW``
+        observations and every ``REFIT_EVERY`` after, the last hyperparameters in between."""
+        n = len(self.observed)
+        last = self.hyper.get(objective)
+        if n <= WINDOW or last is None or n - last[2] >= REFIT_EVERY:
+            gp = GP.fit(x, target)
+            self.hyper[objective] = (gp.length, gp.noise, n)
+            return gp
+        # the reused length with the reused noise ratio or, should the window's kernel no longer
+        # factorise with it, the larger ones of the grid (5 factorisations at most, not 55)
+        from nas.strategies.gp import NOISE_RATIOS
+
+        return GP.fit(x, target, length_scales=(last[0],),
+                      noise_ratios=tuple(r for r in NOISE_RATIOS if r >= last[1]))
 
     def _fantasy(self, idx: int, free: list[int], expensive: list[int],
                  model: Model | None) -> list[float]:
@@ -231,10 +290,13 @@ class DefaultStrategy(Strategy):
 
     # -- checkpoint -----------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
-        return {"observed": [[a, u] for a, u in self.observed]}
+        return {"observed": [[a, u] for a, u in self.observed],
+                "hyper": {str(i): list(h) for i, h in self.hyper.items()}}
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.observed = [(a, list(u)) for a, u in state["observed"]]
+        self._rows = []
+        self.hyper = {int(i): (float(h[0]), float(h[1]), int(h[2])) for i, h in state.get("hyper", {}).items()}
 
 
 def ehvi_2d(points: np.ndarray, reference: np.ndarray, values: np.ndarray, known: np.ndarray) -> np.ndarray:

@@ -194,6 +194,9 @@ class DifferentiableStrategy(Strategy):
         spec = self.problem.spec
         if spec is None:
             raise RuntimeError(f"strategy {self.name!r} needs the job spec (build it with nas.resolve.build_search)")
+        from nas import threads
+
+        used = threads.apply()
         search = self._search(spec)
         weight = self.latency_weights[self.point]
         while not search.finished:
@@ -205,7 +208,8 @@ class DifferentiableStrategy(Strategy):
                      "derived_arch": self.space.decode(report.derived_codes),
                      "derived_latency_ms": round(report.derived_latency_ms, 4),
                      "search_accuracy": round(report.alpha_accuracy if report.alpha_accuracy is not None
-                                              else report.weights_accuracy, 2)}
+                                              else report.weights_accuracy, 2),
+                     "torch_threads": used}
             if self.checkpoint_hook is not None and self.checkpoint_hook(phase):
                 return False
         derived = self._derive(search)

@@ -21,6 +21,11 @@ class AgingEvolution(Strategy):
     population: lowest Pareto rank within the sample wins, ties broken by a
     random weighting of the objectives, so the whole front keeps evolving.
     The oldest member dies when the population exceeds ``population_size``.
+
+    The first ``population_size`` candidates are random samples; with a job budget at or
+    below ``population_size`` that would be random search, so the population is sized to
+    the budget then: ``max(2, budget // 2)`` (half sampled, half evolved), and the
+    tournament to at most that.
     """
 
     name = "evolution"
@@ -35,6 +40,10 @@ class AgingEvolution(Strategy):
         super().__init__(problem, seed)
         if population_size < 2 or not 1 <= sample_size <= population_size:
             raise ValueError("need population_size >= 2 and 1 <= sample_size <= population_size")
+        budget = problem.spec.budget.evaluations if problem.spec is not None else None
+        if budget is not None and budget <= population_size:
+            population_size = max(2, budget // 2)
+            sample_size = min(sample_size, population_size)
         self.population_size = population_size
         self.sample_size = sample_size
         self.population: list[tuple[str, list[float]]] = []

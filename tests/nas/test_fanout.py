@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from hwnas_settings import Settings
 from nas.catalog import MemoryCatalog
@@ -31,13 +31,13 @@ from tests.nas.test_engine import ListRecorder
 
 
 def command_spec(tmp_path: Path, *, budget: int, batch_size: int, parallelism: int,
-                 sleep_s: float = 0.05) -> dict[str, Any]:
+                 sleep_s: float = 0.05, schedule: str = "sync") -> dict[str, Any]:
     script = tmp_path / "eval.py"
     script.write_text("import json, sys, time, zlib\n"
                       f"time.sleep({sleep_s})\n"
                       "print(json.dumps({'accuracy': zlib.crc32(sys.argv[1].encode()) % 1000 / 10}))\n")
     return {"space": "nb201", "budget": {"evaluations": budget}, "seed": 5, "batch_size": batch_size,
-            "parallelism": parallelism,
+            "parallelism": parallelism, "schedule": schedule,
             "strategy": {"name": "evolution", "params": {"population_size": 8, "sample_size": 3}},
             "objectives": [{"metric": "accuracy", "goal": "maximize"},
                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
@@ -110,7 +110,7 @@ def test_a_candidate_is_claimed_once_and_its_result_stored_once(factory: Any, tm
     assert first and second and nothing is None
     assert [seq for seq, _ in first.candidates] == [0, 1] and [seq for seq, _ in second.candidates] == [2]
     now = dt.datetime.now(dt.UTC)
-    result = {"metrics": {"accuracy": 1.0}, "error": None, "started_at": now, "finished_at": now}
+    result = {"metrics": {"accuracy": 1.0}, "error": None, "duration_s": 0.5}
     with session_scope(factory) as s:
         assert not pending_q.complete(s, job_id, 0, second.token, **result)  # not its claim
         assert pending_q.complete(s, job_id, 0, first.token, **result)
@@ -193,3 +193,54 @@ def test_embedded_server_runs_parallelism_on_threads(embedded_server: Any, tmp_p
     # three at a time: the third of a batch starts before the first ends (one thread runs them back to back)
     first_batch = sorted(trials[:6], key=lambda t: t.started_at)
     assert first_batch[2].started_at < first_batch[0].finished_at, "the batch ran one candidate at a time"
+
+
+def test_async_owner_and_helpers_record_exactly_budget_distinct_trials(factory: Any, tmp_path: Path) -> None:
+    spec = command_spec(tmp_path, budget=14, batch_size=1, parallelism=3, schedule="async")
+    job_id, _ = running_job(factory, spec)
+    with session_scope(factory) as s:
+        s.execute(update(Job).where(Job.id == job_id).values(lease_token=None, status="queued"))
+    helpers: list[threading.Thread] = []
+    helped: list[int] = []
+
+    def send_helpers(job: str, count: int) -> None:
+        for _ in range(count):
+            t = threading.Thread(target=lambda: helped.append(
+                help_with_job(factory, job, worker=f"helper{len(helpers)}", lease_seconds=60)))
+            helpers.append(t)
+            t.start()
+
+    assert execute_job(factory, job_id, owner="owner", lease_seconds=60, send_helpers=send_helpers) == "succeeded"
+    for t in helpers:
+        t.join()
+    with session_scope(factory) as s:
+        trials = jobs_q.job_trials(s, job_id)
+        left = s.scalars(select(PendingTrial).where(PendingTrial.job_id == job_id)).all()
+    assert sorted(t.seq for t in trials) == list(range(14)) and not left
+    assert len({t.arch_hash for t in trials}) == 14 and all(t.status == "completed" for t in trials)
+    assert sum(helped) > 0, "the helpers evaluated nothing"
+
+
+def test_a_hand_out_retried_after_its_commit_landed_adds_nothing(factory: Any, tmp_path: Path) -> None:
+    job_id, token = running_job(factory, command_spec(tmp_path, budget=4, batch_size=2, parallelism=2))
+    for _ in range(2):  # the second call is the retry of a COMMIT whose answer was lost
+        with session_scope(factory) as s:
+            pending_q.hand_out(s, job_id, token, 0, [("a0", "h0"), ("a1", "h1")], {"state": 1})
+    with session_scope(factory) as s:
+        assert [(r.seq, r.arch) for r in pending_q.batch(s, job_id)] == [(0, "a0"), (1, "a1")]
+
+
+def test_a_candidate_whose_claims_all_went_stale_fails_as_a_trial(factory: Any, tmp_path: Path) -> None:
+    job_id, token = running_job(factory, command_spec(tmp_path, budget=4, batch_size=1, parallelism=2))
+    with session_scope(factory) as s:
+        pending_q.hand_out(s, job_id, token, 0, [("a0", "h0")], {})
+    for attempt in range(3):
+        with session_scope(factory) as s:
+            assert pending_q.claim(s, job_id, f"w{attempt}", lease_seconds=60, max_claims=3) is not None
+            # the worker died: its heartbeat is an hour old on the database's clock
+            s.execute(update(PendingTrial).where(PendingTrial.job_id == job_id)
+                      .values(claim_heartbeat_at=func.now() - dt.timedelta(hours=1)))
+    with session_scope(factory) as s:
+        assert pending_q.claim(s, job_id, "w3", lease_seconds=60, max_claims=3) is None
+        (row,) = pending_q.batch(s, job_id)
+    assert row.status == "done" and row.metrics is None and "claimed 3 times" in (row.error or "")

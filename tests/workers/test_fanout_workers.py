@@ -47,7 +47,7 @@ def fanout_spec(tmp_path: Path, marks: Path, sleep_s: float = 0.3) -> dict[str, 
         "open(mark + '.end', 'w').close()\n"
         "print(json.dumps({'accuracy': key % 1000 / 10}))\n")
     return {"name": "fan-out", "space": "nb201", "budget": {"evaluations": BUDGET}, "seed": 3,
-            "batch_size": 4, "parallelism": 2,
+            "batch_size": 4, "parallelism": 2, "schedule": "sync",
             "strategy": {"name": "evolution", "params": {"population_size": 8, "sample_size": 3}},
             "objectives": [{"metric": "accuracy", "goal": "maximize"},
                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
@@ -182,3 +182,57 @@ def test_cancel_stops_every_worker_before_its_next_evaluation(stack: Stack, tmp_
     assert [t.seq for t in trials] == list(range(len(trials))) and len(trials) < BUDGET
     assert done.evaluated == len(trials)
     assert all(t.started_at <= acknowledged for t in trials), "a trial started after the cancel"
+
+
+def assert_exactly_budget(stack: Stack, job_id: str) -> list[Any]:
+    """Asynchronous schedule: ``BUDGET`` trials, seqs 0..BUDGET-1, distinct architectures, none left pending."""
+    trials = trials_of(stack.env["HWNAS_DATABASE_URL"], job_id)
+    assert sorted(t.seq for t in trials) == list(range(BUDGET)), "trials lost or duplicated"
+    assert len({t.arch for t in trials}) == BUDGET, "an architecture was recorded twice"
+    assert all(t.status == "completed" for t in trials), [t.error for t in trials]
+    engine = make_engine(stack.env["HWNAS_DATABASE_URL"])
+    with session_scope(make_session_factory(engine)) as s:
+        assert s.scalars(select(PendingTrial).where(PendingTrial.job_id == job_id)).all() == []
+    engine.dispose()
+    return trials
+
+
+def test_async_a_killed_helper_s_candidate_is_redone_and_budget_trials_recorded(stack: Stack, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    spec = {**fanout_spec(tmp_path, marks, sleep_s=1.0), "schedule": "async", "batch_size": 1}
+    start_tagged_worker(stack, "owner", beat=True)
+    with Client(stack.url, api_key=stack.api_key) as client:
+        job = client.submit(spec)
+        wait_for(client, job.id, lambda j: j.status == "running", stack)
+        helper = start_tagged_worker(stack, "helper", beat=False)
+        deadline = time.monotonic() + 60
+        while not marks_of(marks, "helper", "start") - marks_of(marks, "helper", "end"):
+            assert time.monotonic() < deadline, stack.logs()
+            time.sleep(0.05)
+        os.killpg(helper.pid, signal.SIGKILL)  # mid-candidate: its claim is never completed
+        helper.wait()
+        cut_short = marks_of(marks, "helper", "start") - marks_of(marks, "helper", "end")
+        done = wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
+    assert done.status == "succeeded", (done.error, stack.logs())
+    trials = assert_exactly_budget(stack, job.id)
+    assert cut_short and cut_short <= marks_of(marks, "owner", "end"), "the killed helper's candidate was not redone"
+    assert cut_short <= {zlib.crc32(t.arch.encode()) for t in trials}
+
+
+def test_async_a_new_owner_resumes_the_candidates_in_flight(stack: Stack, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    spec = {**fanout_spec(tmp_path, marks, sleep_s=0.5), "schedule": "async", "batch_size": 1}
+    owner = start_tagged_worker(stack, "first", beat=True)
+    with Client(stack.url, api_key=stack.api_key) as client:
+        job = client.submit(spec)
+        wait_for(client, job.id, lambda j: j.status == "running", stack)
+        start_tagged_worker(stack, "helper", beat=False)
+        wait_for(client, job.id, lambda j: j.evaluated >= 8, stack)
+        os.killpg(owner.pid, signal.SIGKILL)  # mid-job, with candidates handed out and claimed
+        owner.wait()
+        start_tagged_worker(stack, "second", beat=True)  # its reaper hands the job on
+        done = wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
+    assert done.status == "succeeded", (done.error, stack.logs())
+    assert_exactly_budget(stack, job.id)
+    logs = "".join(p.read_text(errors="replace") for p in stack.log_dir.glob("*.log"))
+    assert "candidates in flight, handed out by the previous owner" in logs, "the new owner did not resume"

@@ -1,0 +1,77 @@
+"""The thread policy (nas/threads.py): applied to torch, recorded with each trial, and a
+``train`` trial's metrics do not depend on the thread count."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas import threads
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TRAIN_ONE = """
+import json, torch
+from nas.catalog import MemoryCatalog
+from nas.resolve import build_search
+from nas.spec import JobSpec
+spec = JobSpec.model_validate({"space": "nb201", "budget": {"evaluations": 1}, "seed": 4,
+    "strategy": {"name": "random"},
+    "objectives": [{"metric": "accuracy", "goal": "maximize"}],
+    "evaluator": {"type": "train", "dataset": "digits", "epochs": 1, "width": 4}})
+search = build_search(spec, MemoryCatalog())
+arch = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+(evaluation,) = search.evaluator.evaluate([arch])
+print(json.dumps({"metrics": evaluation.metrics, "torch": torch.get_num_threads(),
+                  "mkldnn": torch.backends.mkldnn.enabled}))
+"""
+
+
+def train_at(n: int) -> dict[str, object]:
+    env = {**os.environ, "HWNAS_TORCH_THREADS": str(n), "PYTHONPATH": str(ROOT)}
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR"):
+        env.pop(name, None)  # what the policy sets itself
+    out = subprocess.run([sys.executable, "-c", TRAIN_ONE], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_train_trial_records_its_threads_and_scores_the_same_at_one_and_two() -> None:
+    one, two = train_at(1), train_at(2)
+    assert one["torch"] == 1 and two["torch"] == 2, "the policy did not set torch's thread count"
+    assert one["metrics"]["torch_threads"] == 1.0 and two["metrics"]["torch_threads"] == 2.0  # type: ignore[index]
+    assert one["mkldnn"] is False
+    assert one["metrics"]["accuracy"] == two["metrics"]["accuracy"]  # type: ignore[index]
+
+
+def test_threads_default_to_cores_over_concurrent_evaluations(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(threads.ENV, raising=False)
+    monkeypatch.setattr(threads, "cores", lambda: 8)
+    try:
+        threads.configure(3)
+        assert threads.torch_threads() == 2
+        threads.configure(16)
+        assert threads.torch_threads() == 1  # at least one
+        monkeypatch.setenv(threads.ENV, "5")
+        assert threads.torch_threads() == 5
+        monkeypatch.setenv(threads.ENV, "zero")
+        with pytest.raises(ValueError, match="HWNAS_TORCH_THREADS"):
+            threads.torch_threads()
+    finally:
+        threads.configure(1)
+
+
+def test_apply_overrides_a_thread_count_set_elsewhere_in_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setenv(threads.ENV, "1")
+    torch.set_num_threads(2)  # e.g. a profiling run earlier in this process
+    assert threads.apply() == 1 and torch.get_num_threads() == 1
+    options = threads.session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
