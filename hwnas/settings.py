@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     max_concurrent_jobs: int = Field(default=20, ge=1)
     max_active_evaluations: int = Field(default=1_000_000, ge=1)
     rate_limit_per_minute: int = Field(default=12_000, ge=1)
+    #: Measurement agents: seconds between heartbeats, silence after which one counts as offline,
+    #: how long a job or onboarding waits for an offline device's agent before it fails, and the
+    #: longest one model's measurement may take (command runtime).
+    agent_heartbeat_s: float = Field(default=5.0, gt=0, le=600)
+    agent_offline_after_s: float = Field(default=20.0, gt=0, le=3600)
+    agent_wait_timeout_s: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    measure_timeout_s: float = Field(default=300.0, gt=0, le=86_400)
 
     @field_validator("database_url")
     @classmethod

@@ -22,7 +22,12 @@ from nas.evaluators.benchmark import BenchmarkData
 from nas.fanout import DbFanOut, SendHelpers, ThreadedDispatch, help_evaluate, threads_safe
 from nas.resolve import Search, build_estimators, build_evaluator, build_search, check_spec, reference_point
 from nas.spec import JobSpec
+from hwnas.settings import get_settings
+from nas.devices.measure import AgentOffline, DeviceMeasurer, MeasurementStopped, Notify, OnProgress
+from nas.devices.onboard import OnboardingError, run_onboarding
+from nas.devices.verify import run_verification
 from storage import catalog as catalog_q
+from storage import devices as devices_q
 from storage import jobs as jobs_q
 from storage import pending as pending_q
 from storage import tenants as tenants_q
@@ -36,15 +41,38 @@ _CACHE_SIZE = 4
 
 
 class DbCatalog:
-    """nas.catalog.Catalog over the devices and benchmark tables stored in the database."""
+    """nas.catalog.Catalog over the devices and benchmark tables stored in the database.
 
-    def __init__(self, factory: sessionmaker[Session]):
-        self.factory = factory
+    With ``job_id`` it answers with the table revisions the job pinned at submit; with
+    ``notify`` its measurers wake the device's agents (else the agents find the work by polling).
+    """
+
+    def __init__(self, factory: sessionmaker[Session], *, job_id: str | None = None,
+                 notify: Notify | None = None):
+        self.factory, self.job_id, self.notify = factory, job_id, notify
 
     def latency_table(self, space: str, device: str) -> LatencyTable | None:
         with session_scope(self.factory) as s:
             rows = catalog_q.get_device(s, device, space)
-            return LatencyTable.from_dict(rows[0].table) if rows else None
+            if not rows:
+                return None
+            data = rows[0].table
+            if self.job_id:
+                pinned = devices_q.job_pins(s, self.job_id).get((space, device))
+                if pinned is not None and pinned != devices_q.table_revision(data):
+                    data = devices_q.table_at(s, device, space, pinned) or data
+            return LatencyTable.from_dict(data)
+
+    def measurer(self, device: str, space: str) -> DeviceMeasurer:
+        settings = get_settings()
+        return DeviceMeasurer(self.factory, device, space, notify=self.notify,
+                              offline_after_s=settings.agent_offline_after_s,
+                              wait_timeout_s=settings.agent_wait_timeout_s)
+
+    def tables_of(self, space: str, but: str | None = None) -> list[LatencyTable]:
+        """Every current table of the space (the basis of a fit), ``but`` left out."""
+        with session_scope(self.factory) as s:
+            return [LatencyTable.from_dict(d.table) for d in catalog_q.list_devices(s, space) if d.name != but]
 
     def device_names(self, space: str) -> list[str]:
         with session_scope(self.factory) as s:
@@ -104,8 +132,13 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
     catalog = DbCatalog(factory)
     check_spec(spec, catalog)
     reference = reference_point(spec, build_estimators(spec, catalog), catalog=catalog)
+    pins = {}
+    for device in {*spec.devices(), *([spec.verify.device] if spec.verify else [])}:
+        table = catalog.latency_table(spec.space, device)
+        if table is not None:
+            pins[device] = (spec.space, int(table.provenance.get("revision", 0)))
     try:
-        return _create(factory, spec, reference, tenant_id, quotas, idempotency_key)
+        return _create(factory, spec, reference, tenant_id, quotas, idempotency_key, pins)
     except Conflict:
         if not idempotency_key:
             raise
@@ -117,7 +150,8 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
 
 
 def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, float], tenant_id: int,
-            quotas: Quotas, idempotency_key: str | None) -> tuple[Job, bool]:
+            quotas: Quotas, idempotency_key: str | None,
+            pins: dict[str, tuple[str, int]] | None = None) -> tuple[Job, bool]:
     with session_scope(factory) as s:
         tenants_q.lock_tenant(s, tenant_id)
         if idempotency_key:
@@ -134,6 +168,7 @@ def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, 
         job = jobs_q.create_job(s, spec=spec.model_dump(mode="json"), name=spec.name,
                                 budget=spec.budget.evaluations, reference_point=reference, tenant_id=tenant_id,
                                 idempotency_key=idempotency_key)
+        devices_q.pin_tables(s, job.id, pins or {})
     return job, True
 
 
@@ -218,7 +253,7 @@ class _Heartbeat(threading.Thread):
 
 
 def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, lease_seconds: int,
-                send_helpers: SendHelpers | None = None) -> str:
+                send_helpers: SendHelpers | None = None, notify: Notify | None = None) -> str:
     """Claim and run one job to its end. Returns what happened (for logs and tests).
 
     ``send_helpers`` asks other workers to help with a batch (Celery); without it a
@@ -231,9 +266,10 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     with session_scope(factory) as s:
         job = jobs_q.owned_job(s, job_id, token)
         spec_data, first_start = job.spec, job.started_at
+    catalog = DbCatalog(factory, job_id=job_id, notify=notify)
     try:
         spec = JobSpec.model_validate(spec_data)
-        search = build_search(spec, DbCatalog(factory))
+        search = build_search(spec, catalog)
     except (SpecError, ValueError) as exc:
         _finish(factory, job_id, token, "failed", f"the job cannot run: {exc}")
         return "failed"
@@ -242,11 +278,17 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
     beat.start()
     try:
+        _wire_measurements(factory, search, recorder)
         dispatcher = _dispatcher(factory, search, recorder, send_helpers, owner)
         summary = run_search(search, recorder, deadline=deadline, dispatcher=dispatcher)
         status, note = _outcome(summary.stop_reason)
+        if status == "succeeded" and spec.verify is not None:
+            status, note = _verify_in_job(factory, catalog, recorder, spec)
         _finish(factory, job_id, token, status, note)
         return status
+    except AgentOffline as exc:
+        _finish(factory, job_id, token, "failed", str(exc))
+        return "failed"
     except LeaseLost:
         log.warning("job %s: lease lost, another worker owns it now", job_id)
         return "lease lost"
@@ -259,6 +301,88 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
         return "failed"
     finally:
         beat.stopped.set()
+
+
+def _job_phase(factory: sessionmaker[Session], recorder: DbRecorder) -> OnProgress:
+    def report(message: str, done: int, total: int) -> None:
+        with session_scope(factory) as s:
+            devices_q.set_job_phase(s, recorder.job_id, recorder.token,
+                                    {"phase": "measuring", "message": message, "measured": done, "total": total})
+
+    return report
+
+
+def _wire_measurements(factory: sessionmaker[Session], search: Search, recorder: DbRecorder) -> None:
+    """A measuring evaluator reports its waits in the job's phase and stops on cancel."""
+    from nas.devices.evaluator import MeasuringEvaluator
+
+    if isinstance(search.evaluator, MeasuringEvaluator):
+        search.evaluator.owner = recorder.job_id
+        search.evaluator.on_progress = _job_phase(factory, recorder)
+        search.evaluator.stop = lambda: recorder.stop_reason() == "cancelled"
+
+
+def _verify_in_job(factory: sessionmaker[Session], catalog: DbCatalog, recorder: DbRecorder,
+                   spec: JobSpec) -> tuple[str, str | None]:
+    """``"verify"`` in the spec: measure the front's best k before the job ends (its phase says so)."""
+    assert spec.verify is not None
+    with session_scope(factory) as s:
+        op = devices_q.create_operation(s, kind="verify", device=spec.verify.device, space=spec.space,
+                                        params={"top_k": spec.verify.top_k}, tenant_id=None, job_id=recorder.job_id)
+        devices_q.start_operation(s, op.id)
+        op_id = op.id
+    try:
+        result = run_verification(factory, op_id, catalog.measurer(spec.verify.device, spec.space),
+                                  lambda space, device: catalog.tables_of(space, but=device),
+                                  on_progress=_job_phase(factory, recorder),
+                                  stop=lambda: recorder.stop_reason() == "cancelled")
+    except MeasurementStopped:
+        with session_scope(factory) as s:
+            devices_q.finish_operation(s, op_id, "cancelled", error="the job was cancelled")
+        return "cancelled", None
+    except (AgentOffline, OnboardingError) as exc:
+        with session_scope(factory) as s:
+            devices_q.finish_operation(s, op_id, "failed", error=str(exc))
+        return "failed", f"verification on {spec.verify.device!r} failed: {exc}"
+    with session_scope(factory) as s:
+        devices_q.finish_operation(s, op_id, "succeeded", result=result)
+    return "succeeded", None
+
+
+def run_operation(factory: sessionmaker[Session], op_id: str, *, notify: Notify | None = None) -> str:
+    """Run a queued onboarding or verification (a worker task). Returns its end status."""
+    with session_scope(factory) as s:
+        if not devices_q.start_operation(s, op_id):
+            return "not started"
+        op = devices_q.get_operation(s, op_id)
+        assert op is not None
+        kind, device, space = op.kind, op.device, op.space
+    catalog = DbCatalog(factory, notify=notify)
+    measurer = catalog.measurer(device, space)
+
+    def progress(message: str, done: int, total: int) -> None:
+        with session_scope(factory) as s:
+            devices_q.operation_progress(s, op_id, {"phase": "measuring", "message": message,
+                                                     "measured": done, "total": total})
+
+    try:
+        if kind == "onboard":
+            result = run_onboarding(factory, op_id, measurer, lambda sp, d: catalog.tables_of(sp, but=d))
+        else:
+            result = run_verification(factory, op_id, measurer, lambda sp, d: catalog.tables_of(sp, but=d),
+                                      on_progress=progress)
+    except (AgentOffline, OnboardingError, ValueError) as exc:
+        with session_scope(factory) as s:
+            devices_q.finish_operation(s, op_id, "failed", error=str(exc))
+        return "failed"
+    except Exception as exc:  # a bug must end the operation with its reason, not leave it running
+        log.exception("device operation %s failed", op_id)
+        with session_scope(factory) as s:
+            devices_q.finish_operation(s, op_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    with session_scope(factory) as s:
+        devices_q.finish_operation(s, op_id, "succeeded", result=result)
+    return "succeeded"
 
 
 def _finish(factory: sessionmaker[Session], job_id: str, token: str, status: str, note: str | None) -> None:

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas.service import execute_job, help_with_job
+from nas.service import execute_job, help_with_job, run_operation
 from storage import jobs as jobs_q
 from storage.db import make_engine, make_session_factory, session_scope
 from workers.celery_app import app, settings
@@ -26,6 +26,14 @@ def _worker_name() -> str:
     return f"celery@{socket.gethostname()}:{os.getpid()}"
 
 
+@lru_cache
+def _notify():  # type: ignore[no-untyped-def]
+    """Wakes a device's agents (a message on their queue)."""
+    from workers.agent import sender
+
+    return sender(settings.broker_url, settings.queue)
+
+
 def _send_helpers(job_id: str, count: int) -> None:
     for _ in range(count):
         evaluate_trials.delay(job_id)
@@ -34,7 +42,7 @@ def _send_helpers(job_id: str, count: int) -> None:
 @app.task(name="hwnas.run_job")
 def run_job(job_id: str) -> str:
     outcome = execute_job(_factory(), job_id, owner=_worker_name(), lease_seconds=settings.lease_seconds,
-                          send_helpers=_send_helpers)
+                          send_helpers=_send_helpers, notify=_notify())
     log.info("job %s: %s", job_id, outcome)
     return outcome
 
@@ -45,6 +53,14 @@ def evaluate_trials(job_id: str) -> int:
     stored = help_with_job(_factory(), job_id, worker=_worker_name(), lease_seconds=settings.lease_seconds)
     log.info("job %s: helped with %d evaluations", job_id, stored)
     return stored
+
+
+@app.task(name="hwnas.device_operation")
+def device_operation(op_id: str) -> str:
+    """Run an onboarding or a front verification (it waits on the device's agent)."""
+    outcome = run_operation(_factory(), op_id, notify=_notify())
+    log.info("device operation %s: %s", op_id, outcome)
+    return outcome
 
 
 @app.task(name="hwnas.reap")
