@@ -30,7 +30,7 @@ def accuracy_command() -> str:
     return f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE_ACCURACY))} {{arch}}"
 
 
-def start_agent(stack: Any, name: str, device: str = "fakedev", *extra: str,
+def start_agent(stack: Any, name: str, *extra: str, device: str = "fakedev",
                 env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     args = hwnas_cmd("agent", "--device", device, "--space", "nb201", "--runtime", "command",
                      "--command", fake_command(), *extra)
@@ -66,5 +66,7 @@ def post(stack: Any, path: str, body: dict[str, Any], status: int = 202) -> Any:
 
 
 def agent_online(stack: Any, device: str = "fakedev") -> bool:
+    dead = [p for p in stack.workers if p.poll() is not None and p.returncode not in (-9,)]
+    assert not dead, f"a process exited early\n{stack.logs()}"
     response = httpx.get(f"{stack.url}/v1/devices/{device}", headers=headers(stack), timeout=10)
     return response.status_code == 200 and bool((response.json()[0].get("agent") or {}).get("online"))

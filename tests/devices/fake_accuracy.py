@@ -6,4 +6,4 @@ import zlib
 
 arch = sys.argv[1]
 score = zlib.crc32(arch.encode()) % 1000 / 10.0
-print(json.dumps({"accuracy": score, "my_metric": len(arch.replace("none", "")) / 10.0}))
+print(json.dumps({"accuracy": score, "my_metric": float(arch.count("conv"))}))
