@@ -18,10 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.devices.models import model_for
 from nas.devices.runtimes import DeviceRuntime, ModelRef, RuntimeResult
+from search_spaces import get_space
 from storage import devices as devices_q
 from storage.db import Unavailable, session_scope
 
@@ -41,6 +43,10 @@ class Agent:
         self.queue, self.cache_dir, self.heartbeat_s, self.offline_after_s = queue, cache_dir, heartbeat_s, offline_after_s
         self.batch, self.wake = batch, wake
         self.id = str(uuid.uuid4())
+        #: A fixed architecture timed in every batch of an interleaved runtime (see ``measure``).
+        self.anchor_arch = get_space(space).sample(np.random.default_rng(0))
+        self.anchor_ms: float | None = None
+        self.last_drift: float | None = None
         self.environment: dict[str, Any] = {}
         self._busy = threading.Lock()
         self._woken = threading.Event()  # a wake-up is on its way: do not send another
@@ -83,29 +89,60 @@ class Agent:
                 log.exception("agent heartbeat failed")
 
     def work(self) -> int:
-        """Measure until nothing is left to claim. Returns how many results were stored."""
+        """Measure one batch of what is waiting; wake itself again if more is. Returns results stored.
+
+        One batch per task keeps a warm shutdown short (Celery lets the running task finish).
+        """
         self._woken.clear()
         stored = 0
         with self._busy:
-            while not self._stopped.is_set():
-                with session_scope(self.factory) as s:
-                    rows = [(m.id, m.arch) for m in devices_q.claim_measurements(
-                        s, agent_id=self.id, device=self.device, space=self.space, limit=self.batch,
-                        offline_after_s=self.offline_after_s)]
-                if not rows:
-                    break
-                results = self.measure([arch for _, arch in rows])
-                env = {**self.environment, "measured_at": time.time()}
-                with session_scope(self.factory) as s:
-                    for (mid, _), result in zip(rows, results, strict=True):
-                        stored += devices_q.complete_measurement(
-                            s, mid, self.id, latency_ms=result.latency_ms if result.ok else None,
-                            energy_mj=result.energy_mj, peak_memory_kb=result.peak_memory_kb, environment=env,
-                            error=None if result.ok else (result.error or "no latency reported"))
+            if self._stopped.is_set():
+                return 0
+            with session_scope(self.factory) as s:
+                rows = [(m.id, m.arch) for m in devices_q.claim_measurements(
+                    s, agent_id=self.id, device=self.device, space=self.space, limit=self.batch,
+                    offline_after_s=self.offline_after_s)]
+            if not rows:
+                return 0
+            results = self.measure([arch for _, arch in rows])
+            env = {**self.environment, "measured_at": time.time(), "anchor_ms": self.anchor_ms,
+                   "anchor_drift": self.last_drift}
+            with session_scope(self.factory) as s:
+                for (mid, _), result in zip(rows, results, strict=True):
+                    stored += devices_q.complete_measurement(
+                        s, mid, self.id, latency_ms=result.latency_ms if result.ok else None,
+                        energy_mj=result.energy_mj, peak_memory_kb=result.peak_memory_kb, environment=env,
+                        error=None if result.ok else (result.error or "no latency reported"))
+                more = devices_q.has_unclaimed(s, self.device, self.space, self.offline_after_s)
+        if more and self.wake and not self._woken.is_set():
+            self._woken.set()
+            self.wake()
         return stored
 
     def measure(self, archs: list[str]) -> list[RuntimeResult]:
-        """Export (cached) and measure a batch; an export that fails is that model's error."""
+        """Export (cached) and measure a batch; an export that fails is that model's error.
+
+        For an interleaved runtime the batch also times the agent's *anchor* (a fixed
+        architecture of the space): a model's latency is its time relative to the anchor's in
+        the same rounds, times the anchor's latency in the agent's first batch. Within a batch
+        the models see the same load; across batches the anchor carries the scale, so a
+        reference measured in a quiet minute and a validation network measured in a busy one
+        stay comparable. The anchor's drift (its time now over its first) goes with each result.
+        """
+        if not self.runtime.interleaved:
+            return self._measure(archs)
+        results = self._measure([self.anchor_arch, *archs])
+        anchor, rest = results[0], results[1:]
+        if not anchor.ok:
+            return rest
+        if self.anchor_ms is None:
+            self.anchor_ms = float(anchor.latency_ms)  # type: ignore[arg-type]
+        factor = self.anchor_ms / float(anchor.latency_ms)  # type: ignore[arg-type]
+        self.last_drift = 1.0 / factor
+        return [RuntimeResult(r.latency_ms * factor, r.energy_mj, r.peak_memory_kb) if r.ok else r  # type: ignore[operator]
+                for r in rest]
+
+    def _measure(self, archs: list[str]) -> list[RuntimeResult]:
         refs: list[ModelRef | None] = []
         errors: dict[int, str] = {}
         for i, arch in enumerate(archs):

@@ -51,6 +51,9 @@ class DeviceRuntime(ABC):
     description: ClassVar[str]
     #: Whether the runtime runs a user-given ``--command``.
     takes_command: ClassVar[bool] = False
+    #: Whether ``measure`` times a batch's models interleaved in one process: the agent then adds
+    #: its anchor model to every batch, so batches timed at different loads share one scale.
+    interleaved: ClassVar[bool] = False
 
     def __init__(self, *, threads: int = 1, command: str | None = None, timeout_s: float = 300.0,
                  rounds: int = 10, seed: int = 0):

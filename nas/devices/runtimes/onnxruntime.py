@@ -13,6 +13,7 @@ from nas.devices.runtimes.inprocess import time_interleaved
 
 class OnnxRuntime(DeviceRuntime):
     name = "onnxruntime"
+    interleaved = True
     description = "ONNX in onnxruntime (CPU provider), intra-op threads pinned, measured in the agent's process"
 
     @property

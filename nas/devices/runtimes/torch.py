@@ -11,6 +11,7 @@ from nas.devices.runtimes.inprocess import time_interleaved
 
 class TorchRuntime(DeviceRuntime):
     name = "torch"
+    interleaved = True
     description = "the exported model.py in eager PyTorch (CPU), intra-op threads pinned, in the agent's process"
 
     @property
