@@ -67,6 +67,15 @@ def _strategy_names() -> Iterable[str]:
     return STRATEGIES
 
 
+def _field_error(loc: tuple[str | int, ...], value: Any, message: str) -> None:
+    """Raise a validation error located at ``loc`` (a model validator's own errors have no field)."""
+    from pydantic import ValidationError
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
+    raise ValidationError.from_exception_data("JobSpec", [InitErrorDetails(
+        type=PydanticCustomError("value_error", "{message}", {"message": message}), loc=loc, input=value)])
+
+
 class StrategySpec(_Strict):
     name: str = Field(default="evolution", json_schema_extra=_enum_of(_strategy_names))
     params: dict[str, Any] = Field(default_factory=dict)
@@ -257,17 +266,19 @@ class JobSpec(_Strict):
 
     @model_validator(mode="after")
     def _known_metrics(self) -> JobSpec:
-        """Every objective and constraint names a built-in metric or one the evaluator declares."""
+        """Every objective and constraint names a built-in metric or one the evaluator declares
+        (the error names the field, ``objectives[1].metric``, and lists both)."""
         declared = self.declared_metrics
         valid = sorted({*METRICS, *declared})
         for where, refs in (("objectives", self.objectives), ("constraints", self.constraints)):
             for i, ref in enumerate(refs):
                 if ref.metric not in valid:
-                    raise ValueError(f"{where}[{i}].metric: unknown metric {ref.metric!r}; valid: {', '.join(valid)} "
-                                     f"(declared by the evaluator: {', '.join(declared) or 'none'}; "
-                                     f"a command evaluator declares more with \"metrics\": [...])")
+                    _field_error((where, i, "metric"), ref.metric,
+                                 f"unknown metric {ref.metric!r}; valid: {', '.join(valid)} (declared by the "
+                                 f"evaluator: {', '.join(declared) or 'none'}; a command evaluator declares more "
+                                 "with \"metrics\": [...])")
                 if ref.metric in declared and ref.metric not in METRICS and ref.device:
-                    raise ValueError(f"{where}[{i}]: evaluator metric {ref.metric!r} takes no device")
+                    _field_error((where, i, "device"), ref.device, f"evaluator metric {ref.metric!r} takes no device")
         return self
 
     @model_validator(mode="after")

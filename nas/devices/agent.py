@@ -30,6 +30,10 @@ from storage.db import Unavailable, session_scope
 log = logging.getLogger("hwnas.agent")
 
 
+#: Anchor architectures per batch: three average out most of one anchor's own timing noise.
+ANCHORS = 3
+
+
 def device_queue(base_queue: str, device: str) -> str:
     """The Celery queue of one device's agents (``hwnas-device-NAME`` with the default queue)."""
     return f"{base_queue}-device-{device}"
@@ -43,9 +47,10 @@ class Agent:
         self.queue, self.cache_dir, self.heartbeat_s, self.offline_after_s = queue, cache_dir, heartbeat_s, offline_after_s
         self.batch, self.wake = batch, wake
         self.id = str(uuid.uuid4())
-        #: A fixed architecture timed in every batch of an interleaved runtime (see ``measure``).
-        self.anchor_arch = get_space(space).sample(np.random.default_rng(0))
-        self.anchor_ms: float | None = None
+        #: Fixed architectures timed in every batch of an interleaved runtime (see ``measure``).
+        rng = np.random.default_rng(0)
+        self.anchor_archs = [get_space(space).sample(rng) for _ in range(ANCHORS)]
+        self.anchor_ms: np.ndarray | None = None
         self.last_drift: float | None = None
         self.environment: dict[str, Any] = {}
         self._busy = threading.Lock()
@@ -105,8 +110,8 @@ class Agent:
             if not rows:
                 return 0
             results = self.measure([arch for _, arch in rows])
-            env = {**self.environment, "measured_at": time.time(), "anchor_ms": self.anchor_ms,
-                   "anchor_drift": self.last_drift}
+            env = {**self.environment, "measured_at": time.time(), "anchor_drift": self.last_drift,
+                   "anchor_ms": None if self.anchor_ms is None else self.anchor_ms.tolist()}
             with session_scope(self.factory) as s:
                 for (mid, _), result in zip(rows, results, strict=True):
                     stored += devices_q.complete_measurement(
@@ -122,24 +127,26 @@ class Agent:
     def measure(self, archs: list[str]) -> list[RuntimeResult]:
         """Export (cached) and measure a batch; an export that fails is that model's error.
 
-        For an interleaved runtime the batch also times the agent's *anchor* (a fixed
-        architecture of the space): a model's latency is its time relative to the anchor's in
-        the same rounds, times the anchor's latency in the agent's first batch. Within a batch
-        the models see the same load; across batches the anchor carries the scale, so a
-        reference measured in a quiet minute and a validation network measured in a busy one
-        stay comparable. The anchor's drift (its time now over its first) goes with each result.
+        For an interleaved runtime the batch also times the agent's *anchors* (fixed
+        architectures of the space): a model's latency is its time divided by the anchors'
+        drift, the geometric mean of their time in this batch over their time in the agent's
+        first batch. Within a batch the models see the same load; across batches the anchors
+        carry the scale, so a reference measured in a quiet minute and a validation network
+        measured in a busy one stay comparable. The drift goes with each result.
         """
         if not self.runtime.interleaved:
             return self._measure(archs)
-        results = self._measure([self.anchor_arch, *archs])
-        anchor, rest = results[0], results[1:]
-        if not anchor.ok:
+        k = len(self.anchor_archs)
+        results = self._measure([*self.anchor_archs, *archs])
+        anchors, rest = results[:k], results[k:]
+        if not all(a.ok for a in anchors):
             return rest
+        times = np.array([float(a.latency_ms) for a in anchors])  # type: ignore[arg-type]
         if self.anchor_ms is None:
-            self.anchor_ms = float(anchor.latency_ms)  # type: ignore[arg-type]
-        factor = self.anchor_ms / float(anchor.latency_ms)  # type: ignore[arg-type]
-        self.last_drift = 1.0 / factor
-        return [RuntimeResult(r.latency_ms * factor, r.energy_mj, r.peak_memory_kb) if r.ok else r  # type: ignore[operator]
+            self.anchor_ms = times
+        drift = float(np.exp(np.mean(np.log(times / self.anchor_ms))))  # geometric mean over the anchors
+        self.last_drift = drift
+        return [RuntimeResult(r.latency_ms / drift, r.energy_mj, r.peak_memory_kb) if r.ok else r  # type: ignore[operator]
                 for r in rest]
 
     def _measure(self, archs: list[str]) -> list[RuntimeResult]:

@@ -78,6 +78,34 @@ def choose_references(space: SearchSpace, tables: Sequence[LatencyTable], n: int
     return [candidates[i] for i in chosen]
 
 
+def flops_table(space: SearchSpace, rows: int = 400, seed: int = 0) -> LatencyTable | None:
+    """A pseudo-device whose "latency" is the network's FLOPs (per op signature, fitted exactly
+    from the space's static FLOPs): a basis direction no measured table may carry. On a CPU
+    runtime latency follows FLOPs closely; the fit's cross-validation decides how much."""
+    from scipy.optimize import lsq_linear
+
+    from latency_tables.table import Entry
+    from search_spaces.metrics import static_metrics
+
+    try:
+        archs = unique_sample(space, rows, np.random.default_rng(seed))
+        codes = np.stack([space.encode(a) for a in archs])
+        flops = static_metrics(space, codes, ["flops"])["flops"] / 1e6
+    except (KeyError, ValueError, NotImplementedError):  # a space without static FLOPs
+        return None
+    counts = space.signature_matrix(codes)
+    values = lsq_linear(counts, flops, bounds=(0, np.inf), method="trf").x
+    vocabulary = space.all_op_signatures()
+    return LatencyTable(device={"name": "flops-proxy", "kind": "proxy"}, space=space.name,
+                        entries={sig: Entry(float(v)) for sig, v in zip(vocabulary, values)},
+                        provenance={"source": "static FLOPs (MFLOPs per signature)"})
+
+
+def with_flops(space: SearchSpace, tables: Sequence[LatencyTable]) -> list[LatencyTable]:
+    proxy = flops_table(space)
+    return [*tables, proxy] if proxy is not None else list(tables)
+
+
 def device_block(device: str, environment: dict[str, Any] | None) -> dict[str, Any]:
     env = environment or {}
     return {"name": device, "kind": "measured", "runtime": env.get("runtime_version", env.get("runtime", "")),
@@ -151,7 +179,8 @@ def run_onboarding(factory: sessionmaker[Session], op_id: str, measurer: DeviceM
     with session_scope(factory) as s:
         devices_q.operation_progress(s, op_id, {"phase": "fitting", "message": "fitting the table",
                                                  "measured": total, "total": total})
-    table = fit_and_validate(space, device, fit_rows, val_rows, known, source="hwnas devices onboard", seed=seed)
+    table = fit_and_validate(space, device, fit_rows, val_rows, with_flops(space, known),
+                             source="hwnas devices onboard", seed=seed)
     table.provenance.update({"uploaded_by": params.get("tenant"), "onboarding": op_id,
                              "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
     with session_scope(factory) as s:
@@ -180,7 +209,8 @@ def refit(factory: sessionmaker[Session], device: str, space_name: str, basis: l
     if len(fit_rows) < MIN_ROWS or old is None:
         return None
     before = _report(old, space, val_rows)
-    table = fit_and_validate(space, device, fit_rows, val_rows, basis, source=f"hwnas refit ({reason})")
+    table = fit_and_validate(space, device, fit_rows, val_rows, with_flops(space, basis),
+                             source=f"hwnas refit ({reason})")
     table.provenance.update({k: old.provenance[k] for k in ("uploaded_by", "onboarding") if k in old.provenance})
     with session_scope(factory) as s:
         stored = devices_q.store_revision(s, table.to_dict())

@@ -47,7 +47,7 @@ def test_an_undeclared_metric_is_refused_listing_the_declared_ones() -> None:
     with pytest.raises(ValidationError) as err:
         JobSpec.model_validate(spec(constraints=[{"metric": "my_metric", "max": 1.0}]))
     message = str(err.value)
-    assert "constraints[0].metric: unknown metric 'my_metric'" in message
+    assert "constraints.0.metric" in message and "unknown metric 'my_metric'" in message
     assert "declared by the evaluator: none" in message
     with pytest.raises(ValidationError, match=r"declared by the evaluator: my_metric, other"):
         JobSpec.model_validate(spec(objectives=[{"metric": "accuracy", "goal": "maximize"},
@@ -131,3 +131,30 @@ def test_band_helpers_and_reference_choice() -> None:
     spread = lambda archs: np.mean([np.ptp(np.log(np.maximum(e.predict(archs), 1e-6))) for e in est])  # noqa: E731
     randoms = [spread(unique_sample(space, 10, np.random.default_rng(s))) for s in range(5)]
     assert spread(refs) > np.mean(randoms)
+
+
+def test_the_api_answers_an_undeclared_metric_with_a_422_naming_the_field(tmp_path: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from hwnas.settings import Settings
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'h.db'}", broker_url=""))
+    body = spec(objectives=[{"metric": "accuracy", "goal": "maximize"},
+                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
+                constraints=[{"metric": "on_device_ms", "max": 12}],
+                evaluator={"type": "command", "command": ACCURACY, "metrics": ["my_metric"]})
+    with TestClient(app) as client:
+        response = client.post("/v1/jobs", json=body)
+        assert response.status_code == 422, response.text
+        [error] = response.json()["errors"]
+        assert error["field"] == "constraints[0].metric"
+        assert "unknown metric 'on_device_ms'" in error["message"] and "declared by the evaluator: my_metric" \
+            in error["message"]
+        body["constraints"] = [{"metric": "my_metric", "max": 12}]
+        assert client.post("/v1/jobs", json=body).status_code == 202
+        # onboarding and verification need agents, which need the broker: the embedded server says so
+        response = client.post("/v1/devices/rpi/onboard", json={"space": "nb201"})
+        assert response.status_code == 409 and "Celery mode" in response.json()["title"]
+        response = client.post("/v1/devices/rpi/onboard", json={"space": "cifar"})
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == "space"
