@@ -43,7 +43,7 @@ def headers(stack: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {stack.api_key}"}
 
 
-def wait_for(what: str, check: Callable[[], Any], stack: Any, timeout: float = 90.0, poll: float = 0.3) -> Any:
+def wait_for(what: str, check: Callable[[], Any], stack: Any, timeout: float = 180.0, poll: float = 0.3) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()

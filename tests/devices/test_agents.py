@@ -8,6 +8,7 @@ import signal
 import subprocess
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -54,7 +55,7 @@ FLAKY_SPEC = {"space": "nb201", "strategy": {"name": "random"}, "budget": {"eval
 def _check_flaky_job(stack: Any, pg_url: str, job_id: str) -> None:
     """Failed and timed-out measurements fail their trial with the agent's reason, never a silent 0."""
     job = wait_for("job finished", lambda: (j := get(stack, f"/v1/jobs/{job_id}"))["status"]
-                   in ("succeeded", "failed") and j, stack, timeout=120)
+                   in ("succeeded", "failed") and j, stack, timeout=240)
     assert job["status"] == "succeeded", job
     trials = get(stack, f"/v1/jobs/{job_id}/trials")["items"]
     assert len(trials) == 10
@@ -100,9 +101,8 @@ def test_onboard_verify_refit_and_measured_objectives_with_failures(make_stack: 
     assert validation["kendall_tau"] > 0.5
 
     job = post(stack, "/v1/jobs", _job_spec(verify={"device": "fakedev", "top_k": 3}))
-    flaky_job = post(stack, "/v1/jobs", FLAKY_SPEC)  # runs after it on the one worker
     job = wait_for("job finished", lambda: (j := get(stack, f"/v1/jobs/{job['id']}"))["status"]
-                   in ("succeeded", "failed") and j, stack)
+                   in ("succeeded", "failed") and j, stack, timeout=240)
     assert job["status"] == "succeeded", job
     front = get(stack, f"/v1/jobs/{job['id']}/pareto")
     [verification] = front["verifications"]
@@ -123,9 +123,12 @@ def test_onboard_verify_refit_and_measured_objectives_with_failures(make_stack: 
 
     # verify again on demand: another refit, another revision
     op = post(stack, f"/v1/jobs/{job['id']}/verify", {"device": "fakedev", "top_k": 2})
-    op = wait_for("verification", lambda: _done(stack, "fakedev", op["id"]), stack)
+    op = wait_for("verification", lambda: _done(stack, "fakedev", op["id"]), stack, timeout=240)
     assert op["status"] == "succeeded", op
     assert op["result"]["refit"]["revision_after"] == 3
+    page = httpx.get(f"{stack.url}/jobs/{job['id']}", headers={"Authorization": f"Bearer {stack.api_key}"})
+    assert page.status_code == 200 and "Front measured on the device" in page.text
+    flaky_job = post(stack, "/v1/jobs", FLAKY_SPEC)
     _check_flaky_job(stack, pg_url, flaky_job["id"])
 
 
