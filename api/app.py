@@ -12,9 +12,9 @@ from api import dashboard, problems
 from api.auth import KeyCache
 from api.limits import BodySizeLimit
 from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from api.routers import catalog, exports, health, jobs
-from hwnas import __version__
-from hwnas.settings import Settings, get_settings
+from api.routers import catalog, exports, health, jobs, spaces
+from hwnas_settings.version import __version__
+from hwnas_settings import Settings, get_settings
 from nas.local_worker import LocalWorker
 from nas.service import register_shipped_tables
 from storage.db import make_engine, make_session_factory
@@ -64,6 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RedisRateLimiter(settings.broker_url) if settings.broker_url else MemoryRateLimiter()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     problems.install(app)
-    for router in (jobs.router, exports.router, catalog.router, health.router, dashboard.router):
+    for router in (jobs.router, exports.router, spaces.router, catalog.router, health.router, dashboard.router):
         app.include_router(router)
     return app

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from hwnas.settings import Settings
+from hwnas_settings import Settings
 
 
 def _factory(request: Request) -> sessionmaker[Session]:

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nas.catalog import SpecError
 from nas.service import QuotaExceeded
-from nas.evaluators import EVALUATOR_TYPES
+from nas.registry import EVALUATORS
 from storage.db import Conflict, InvalidData, Unavailable
 
 log = logging.getLogger("hwnas.api")
@@ -73,7 +73,7 @@ def json_path(loc: Sequence[str | int]) -> str:
             continue
         if isinstance(item, int):
             parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]"]
-        elif i > 0 and loc[i - 1] == "evaluator" and item in EVALUATOR_TYPES:
+        elif i > 0 and loc[i - 1] == "evaluator" and item in EVALUATORS:
             continue
         else:
             parts.append(str(item))

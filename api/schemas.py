@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,6 +85,34 @@ class SearchSpacePublic(BaseModel):
     size: int
     choices: list[list[str]]
     example: str
+    #: sha256 of the canonical definition: what a job using the space pins at submit.
+    content_hash: str
+    #: "shipped" with hwnas, or "registered" by the caller's tenant (POST /v1/search-spaces).
+    source: Literal["shipped", "registered"]
+
+
+class SearchSpaceRegistered(BaseModel):
+    name: str
+    content_hash: str
+    #: 1, 2, ... for each definition registered under the name; the highest is current.
+    version: int
+    size: int
+    #: How many op signatures (latency table entries) the space has.
+    signatures: int
+
+
+class SearchSpaceVersion(BaseModel):
+    version: int
+    content_hash: str
+    registered_at: dt.datetime
+
+
+class SearchSpaceDetail(SearchSpacePublic):
+    definition: dict[str, Any]
+    #: Every op signature: the entries a device's latency table for this space must have.
+    signatures: list[str]
+    #: A registered space's definitions, oldest first (empty for shipped spaces).
+    versions: list[SearchSpaceVersion]
 
 
 class StrategyPublic(BaseModel):

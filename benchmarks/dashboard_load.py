@@ -80,7 +80,7 @@ def write_job(database_url: str, trials: int) -> str:
 
     from nas.pareto import ParetoArchive
     from nas.resolve import build_search
-    from hwnas.settings import Settings
+    from hwnas_settings import Settings
     from nas.service import DbCatalog, Quotas, submit
     from nas.spec import JobSpec
     from storage import jobs as jobs_q

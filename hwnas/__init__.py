@@ -1,3 +1,5 @@
-"""hwnas: hardware-aware neural architecture search as a service."""
+"""hwnas: hardware-aware neural architecture search as a service (this package is the CLI layer)."""
 
-__version__ = "0.1.0"
+from hwnas_settings.version import __version__
+
+__all__ = ["__version__"]

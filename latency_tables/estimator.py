@@ -86,7 +86,7 @@ def estimator_for(table: LatencyTable, space: SearchSpace, metric: str = "latenc
     """A shared estimator per table content: building one enumerates a whole small space
     (tens of milliseconds for nb201), too slow to repeat on every request."""
     fingerprint = hashlib.sha1(json.dumps(table.to_dict(), sort_keys=True).encode()).hexdigest()
-    key = (space.name, metric, fingerprint)
+    key = (space.content_hash, metric, fingerprint)  # a re-registered definition is another space
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:

@@ -33,13 +33,12 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from latency_tables.fit import signature_group, validation_report
 from latency_tables.table import Entry, LatencyTable
-from search_spaces.base import SearchSpace
+from search_spaces.base import MissingHook, Probe, SearchSpace
 
 Progress = Callable[[str, int, int], None]
 
@@ -48,82 +47,17 @@ class ProfileError(RuntimeError):
     """The profile cannot run here (no CUDA, unknown space, ...)."""
 
 
-@dataclass
-class Probe:
-    """A module timed on one input; entries are sums of probes times multiplicities."""
-
-    module: object  # torch.nn.Module
-    shape: tuple[int, ...]
-
-
-def _nb201_plan(batch: int) -> tuple[dict[str, Probe], dict[str, dict[str, float]]]:
-    from torch import nn
-
-    from search_spaces.nb201 import EDGES, OPS
-    from search_spaces.nb201_torch import Cell, ResidualReduction, make_op
-
-    widths = ((16, 32), (32, 16), (64, 8))
-    cells_per_stage = 5
-    probes: dict[str, Probe] = {}
-    for c, r in widths:
-        for op in OPS:
-            probes[f"{op}@{c}"] = Probe(make_op(op, c), (batch, c, r, r))
-        probes[f"cell_all_skip@{c}"] = Probe(Cell([1] * len(EDGES), c), (batch, c, r, r))
-    probes["stem"] = Probe(nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)),
-                           (batch, 3, 32, 32))
-    probes["reduction@16"] = Probe(ResidualReduction(16, 32), (batch, 16, 32, 32))
-    probes["reduction@32"] = Probe(ResidualReduction(32, 64), (batch, 32, 16, 16))
-    probes["head"] = Probe(nn.Sequential(nn.BatchNorm2d(64), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                         nn.Linear(64, 10)), (batch, 64, 8, 8))
-    # entry -> {probe: multiplicity}; a negative multiplicity subtracts (identities inside the cell probe)
-    plan: dict[str, dict[str, float]] = {}
-    network = {"stem": 1.0, "reduction@16": 1.0, "reduction@32": 1.0, "head": 1.0}
-    for c, _ in widths:
-        network[f"cell_all_skip@{c}"] = cells_per_stage
-        network[f"skip_connect@{c}"] = -cells_per_stage * len(EDGES)
-    plan["network"] = network
-    plan["network:pruned"] = network  # eager torch prunes nothing
-    plan["network:constant"] = network  # nor folds a constant cell
-    plan["input:reaches_output"] = {}  # no extra work in eager torch
-    for target in (2, 3):  # eager sums all inputs, none included: inside the cell-dispatch term
-        for k in range(2, target + 1):
-            plan[f"node{target}:sum{k}"] = {}
-    for i in range(len(EDGES)):
-        plan[f"edge{i}:none"] = plan[f"edge{i}:none:dead_output"] = {f"none@{c}": cells_per_stage
-                                                                     for c, _ in widths}
-        for op in OPS[1:]:
-            cost = {f"{op}@{c}": float(cells_per_stage) for c, _ in widths}
-            for suffix in ("", ":zero_input", ":dead_output", ":constant_cell"):
-                plan[f"edge{i}:{op}{suffix}"] = cost
-    return probes, plan
-
-
-def _fbnet_plan(space: SearchSpace, batch: int) -> tuple[dict[str, Probe], dict[str, dict[str, float]]]:
-    from torch import nn
-
-    from search_spaces.fbnet import BLOCKS, HEAD_CHANNELS, INPUT_RESOLUTION, STEM_CHANNELS
-    from search_spaces.fbnet_torch import conv_bn, make_block
-
-    probes: dict[str, Probe] = {}
-    for p, layer in enumerate(space.LAYERS):  # type: ignore[attr-defined]
-        for c, block in enumerate(BLOCKS):
-            for sig in space.position_signatures(p, c):
-                probes[sig] = Probe(make_block(block, layer), (batch, layer.c_in, layer.resolution, layer.resolution))
-    stem, head = space.base_signatures()
-    probes[stem] = Probe(conv_bn(3, STEM_CHANNELS, 3), (batch, 3, INPUT_RESOLUTION, INPUT_RESOLUTION))
-    last = space.LAYERS[-1]  # type: ignore[attr-defined]
-    res = last.resolution // last.stride
-    probes[head] = Probe(nn.Sequential(conv_bn(last.c_out, HEAD_CHANNELS, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                       nn.Linear(HEAD_CHANNELS, 100)), (batch, last.c_out, res, res))
-    return probes, {sig: {sig: 1.0} for sig in probes}
-
-
 def plan_for(space: SearchSpace, batch: int) -> tuple[dict[str, Probe], dict[str, dict[str, float]]]:
-    if space.name == "nb201":
-        return _nb201_plan(batch)
-    if space.name == "fbnet":
-        return _fbnet_plan(space, batch)
-    raise ProfileError(f"no profiling plan for space {space.name!r}")
+    """The space's ``profile_plan``: probes to time, and each signature's entry as probe multiplicities."""
+    try:
+        plan = space.profile_plan(batch)
+    except MissingHook as exc:
+        raise ProfileError(str(exc)) from exc
+    missing = sorted(set(space.all_op_signatures()) - set(plan.entries))
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ProfileError(f"space {space.name!r}: its profile plan has no entry for {missing[0]!r}{more}")
+    return plan.probes, plan.entries
 
 
 class Timer:
@@ -235,8 +169,8 @@ def measure_networks(space: SearchSpace, archs: list[str], *, timer: Timer, batc
 
     calls = {}
     for i, arch in enumerate(archs):
-        model = space.build_model(arch, num_classes=10 if space.name == "nb201" else 100).eval().to(timer.device)
-        x = torch.randn(batch, 3, 32, 32, device=timer.device)
+        model = space.build_model(arch).eval().to(timer.device)
+        x = torch.randn(*space.input_shape(batch), device=timer.device)
         for copy in "ab":
             calls[f"{i}{copy}"] = (lambda m, t: lambda: m(t))(model, x)
     with torch.inference_mode():
@@ -276,9 +210,9 @@ def flops_and_params(space: SearchSpace, archs: list[str]) -> tuple[np.ndarray, 
 
     flops, params = [], []
     for arch in archs:
-        model = space.build_model(arch, num_classes=10 if space.name == "nb201" else 100).eval()
+        model = space.build_model(arch).eval()
         with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, 3, 32, 32))
+            model(torch.zeros(*space.input_shape(1)))
         flops.append(counter.get_total_flops())
         params.append(sum(p.numel() for p in model.parameters()))
     return np.asarray(flops, float), np.asarray(params, float)

@@ -1,8 +1,8 @@
 """Rebuild the shipped tables from the published measurements in ../shared/data.
 
-    python -m latency_tables.ship            # both spaces
-    python -m latency_tables.ship fbnet      # one space
-    python -m latency_tables.ship profile    # nb201 profiled on this machine's CPU (minutes)
+    python -m latency_tables.ship                # every space with a <space>_hw.csv there
+    python -m latency_tables.ship SPACE          # one space
+    python -m latency_tables.ship profile [SPACE]  # profiled on this machine's CPU (minutes; default nb201)
 
 For every ``lat_<device>`` column: fit on a seeded random ``FIT_ROWS`` rows with
 ``fit_table`` (no basis: each shipped table stands on its own device's data), then
@@ -20,7 +20,7 @@ from latency_tables.estimator import LatencyEstimator
 from latency_tables.fit import fit_table, validation_report
 from latency_tables.measurements import SHARED_DATA, read_shared
 from latency_tables.table import SHIPPED_DIR, save_table
-from search_spaces import get_space
+from search_spaces import SPACES, get_space
 
 MEASURED_BY = "HELP (Lee et al., NeurIPS 2021) / HW-NAS-Bench (Li et al., ICLR 2021)"
 HARDWARE = {"1080ti": ("gpu", "pytorch", "NVIDIA GTX 1080 Ti"), "titan_rtx": ("gpu", "pytorch", "NVIDIA Titan RTX"),
@@ -67,14 +67,17 @@ def ship_space(space_name: str) -> None:
 
 
 PROFILED_DEVICE = "dev_vm_cpu_1t"
+#: the space whose profiled table ships (the one README's CPU figures are for)
+PROFILED_SPACE = "nb201"
 
 
-def ship_profile() -> None:
-    """nb201 on this machine's CPU, one thread: ops timed, 100 held-out networks validated."""
+def ship_profile(space_name: str = PROFILED_SPACE) -> None:
+    """A space on this machine's CPU, one thread: ops timed, 100 held-out networks validated."""
     from latency_tables.profile import profile_space
 
-    table = profile_space(get_space("nb201"), threads=1, device_name=PROFILED_DEVICE, validate_archs=100)
-    out = SHIPPED_DIR / f"nb201__{PROFILED_DEVICE}.json"
+    space = get_space(space_name)
+    table = profile_space(space, threads=1, device_name=PROFILED_DEVICE, validate_archs=100)
+    out = SHIPPED_DIR / f"{space.name}__{PROFILED_DEVICE}.json"
     save_table(table, out)
     v, floor = table.validation, table.validation["noise_floor"]
     print(f"{out.name}: within 10% {v['within_10pct']:.1%}, tau {v['kendall_tau']:.3f}; noise floor within 10% "
@@ -83,12 +86,12 @@ def ship_profile() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if argv == ["profile"]:
-        ship_profile()
+    if argv[:1] == ["profile"]:
+        ship_profile(*argv[1:2])
         return
     if not SHARED_DATA.is_dir():
         sys.exit(f"{SHARED_DATA} is missing: the measurements live beside the checkout")
-    for name in argv or ["nb201", "fbnet"]:
+    for name in argv or [s for s in SPACES if (SHARED_DATA / f"{s}_hw.csv").is_file()]:
         ship_space(name)
 
 

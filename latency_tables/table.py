@@ -17,7 +17,10 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from search_spaces.base import SearchSpace
 
 FORMAT = "hwnas.latency_table/2"
 #: Metrics a table can predict, and the correction key holding each one's intercept.
@@ -137,10 +140,16 @@ class LatencyTable:
                 raise MissingEntry(f"table for {self.device_name!r} has no entry {sig!r}",
                                    entry=f"entries.{sig}")
 
-    def check_space(self) -> None:
-        """Raise TableError unless the space is known and every one of its signatures has an entry."""
+    def check_space(self, space: SearchSpace | None = None) -> None:
+        """Raise TableError unless the space is known and every one of its signatures has an entry.
+        ``space``: the table's space when it is not a shipped one (a tenant's registered definition)."""
         from search_spaces import SPACES
 
+        if space is not None:
+            if space.name != self.space:
+                raise TableError(f"the table is for space {self.space!r}, not {space.name!r}", entry="space")
+            self.check_covers(space.all_op_signatures())
+            return
         if self.space not in SPACES:
             raise TableError(f"unknown search space {self.space!r}; valid: {', '.join(sorted(SPACES))}",
                              entry="space")

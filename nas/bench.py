@@ -16,7 +16,7 @@ import numpy as np
 
 from latency_tables import LatencyEstimator, LatencyTable
 from nas.catalog import MemoryCatalog
-from nas.engine import Recorder, run_search
+from nas.engine import MemoryRecorder, run_search
 from nas.evaluators import BenchmarkData
 from nas.pareto import hypervolume
 from nas.resolve import build_search
@@ -24,6 +24,8 @@ from nas.spec import JobSpec, metric_key
 from search_spaces import get_space
 
 QUANTILES = (0.25, 0.5, 0.75)
+#: the space the benchmark harness runs on unless told (the one with a shared accuracy benchmark)
+DEFAULT_SPACE = "nb201"
 #: The baselines every bench runs next to the strategies asked for.
 BASELINES = ("tpe", "optuna-nsga2", "random")
 
@@ -74,9 +76,9 @@ def device_truth(data: BenchmarkData, metric: str, table: LatencyTable) -> Devic
 
 
 def bench_spec(strategy: str, device: str, seed: int, budget: int, table_name: str, metric: str,
-               reference: dict[str, float]) -> JobSpec:
+               reference: dict[str, float], space: str = DEFAULT_SPACE) -> JobSpec:
     return JobSpec.model_validate({
-        "name": f"bench {strategy} {device} {seed}", "space": "nb201", "strategy": {"name": strategy},
+        "name": f"bench {strategy} {device} {seed}", "space": space, "strategy": {"name": strategy},
         "budget": {"evaluations": budget}, "seed": seed,
         "objectives": [{"metric": "accuracy", "goal": "maximize"},
                        {"metric": "latency_ms", "device": device, "goal": "minimize"}],
@@ -86,17 +88,14 @@ def bench_spec(strategy: str, device: str, seed: int, budget: int, table_name: s
 
 
 def run_one(catalog: MemoryCatalog, truth: DeviceTruth, strategy: str, seed: int, budget: int,
-            table_name: str, metric: str, space: str = "nb201") -> RunResult:
-    from hwnas.cli.search import MemoryRecorder  # the CLI's in-memory recorder, not a copy
-
-    spec = bench_spec(strategy, truth.device, seed, budget, table_name, metric, truth.reference)
-    spec = spec.model_copy(update={"space": space})
+            table_name: str, metric: str, space: str = DEFAULT_SPACE) -> RunResult:
+    spec = bench_spec(strategy, truth.device, seed, budget, table_name, metric, truth.reference, space)
     started = time.perf_counter()
     search = build_search(spec, catalog)
-    recorder: Recorder = MemoryRecorder()
+    recorder = MemoryRecorder()
     summary = run_search(search, recorder)
     elapsed = time.perf_counter() - started
-    trials = [t for t in recorder.trials if t.status == "completed"]  # type: ignore[attr-defined]
+    trials = [t for t in recorder.trials if t.status == "completed"]
     key = metric_key("latency_ms", truth.device)
     best = []
     for lim in truth.limits:

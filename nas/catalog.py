@@ -1,4 +1,4 @@
-"""Where a job's named resources come from: device tables and benchmark tables.
+"""Where a job's named resources come from: search spaces, device tables and benchmark tables.
 
 The service's catalog reads PostgreSQL/SQLite (storage.catalog); the CLI's reads files.
 """
@@ -11,6 +11,7 @@ from typing import Protocol
 
 from latency_tables.table import LatencyTable, shipped_tables
 from nas.evaluators.benchmark import BenchmarkData
+from search_spaces import SPACES, SearchSpace
 
 
 class SpecError(ValueError):
@@ -33,6 +34,10 @@ class BenchmarkInfo:
 
 
 class Catalog(Protocol):
+    def space(self, name: str, content_hash: str | None = None) -> SearchSpace | None:
+        """The space a job names: shipped, or registered (a tenant's, a file given to the CLI).
+        With ``content_hash``, exactly that definition (None when it is not known)."""
+    def space_names(self) -> list[str]: ...
     def latency_table(self, space: str, device: str) -> LatencyTable | None: ...
     def device_names(self, space: str) -> list[str]: ...
     def benchmark_info(self, name: str) -> BenchmarkInfo | None: ...
@@ -46,6 +51,20 @@ class MemoryCatalog:
 
     tables: list[LatencyTable] = field(default_factory=shipped_tables)
     benchmarks: dict[str, BenchmarkData] = field(default_factory=dict)
+    #: Spaces besides the shipped ones (``hwnas search --space FILE.json``), by name.
+    spaces: dict[str, SearchSpace] = field(default_factory=dict)
+
+    def add_space(self, space: SearchSpace) -> None:
+        self.spaces[space.name] = space
+
+    def space(self, name: str, content_hash: str | None = None) -> SearchSpace | None:
+        found = self.spaces.get(name) or SPACES.get(name)
+        if found is None or (content_hash is not None and found.content_hash != content_hash):
+            return None
+        return found
+
+    def space_names(self) -> list[str]:
+        return sorted({*SPACES, *self.spaces})
 
     def add_table(self, table: LatencyTable) -> None:
         self.tables = [t for t in self.tables

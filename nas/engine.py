@@ -61,6 +61,22 @@ class Recorder(Protocol):
         """Checked before each batch: e.g. 'cancelled'; None to go on."""
 
 
+class MemoryRecorder(Recorder):
+    """Keeps a run's trials in memory (``hwnas search``, ``hwnas bench``): nothing to resume, never stopped."""
+
+    def __init__(self) -> None:
+        self.trials: list[TrialRecord] = []
+
+    def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
+        return None, []
+
+    def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
+        self.trials.extend(trials)
+
+    def stop_reason(self) -> str | None:
+        return None
+
+
 @dataclass
 class Outcome:
     """One candidate's evaluation and when it ran (a dispatcher's answer)."""

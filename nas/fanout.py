@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nas.engine import Dispatcher, Outcome, utcnow
 from nas.evaluators.base import Evaluation, Evaluator
-from nas.spec import BenchmarkEvaluatorSpec, CommandEvaluatorSpec, JobSpec
+from nas.evaluators.kinds import evaluator_kind
+from nas.spec import JobSpec
 from storage import jobs as jobs_q
 from storage import pending as pending_q
 from storage.db import Unavailable, session_scope
@@ -53,7 +54,7 @@ Retrying = Callable[[Callable[[], None]], None]
 
 def threads_safe(spec: JobSpec) -> bool:
     """Whether the evaluator may run on several threads of one process (training seeds torch globally)."""
-    return isinstance(spec.evaluator, (CommandEvaluatorSpec, BenchmarkEvaluatorSpec))
+    return evaluator_kind(spec).threads_safe
 
 
 def claim_size(spec: JobSpec) -> int:

@@ -32,7 +32,8 @@ class StaticMetrics:
         if self.names and space.size <= ENUMERATION_LIMIT:
             dims = np.asarray(space.dims)
             self.radix = np.concatenate([np.cumprod(dims[::-1])[::-1][1:], [1]]).astype(np.int64)
-            self.table = static_metrics(space, space.largest_codes(), self.names)
+            every = np.stack(np.unravel_index(np.arange(space.size), tuple(space.dims)), axis=1)
+            self.table = static_metrics(space, every, self.names)
 
     def predict(self, archs: Sequence[str]) -> dict[str, np.ndarray]:
         if not self.names:

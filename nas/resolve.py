@@ -9,18 +9,17 @@ import numpy as np
 
 from latency_tables import LatencyEstimator, estimator_for, TableError
 from latency_tables.band import quantiles_of, ratio_at
-from nas.catalog import Catalog, SpecError
-from nas.evaluators import (BenchmarkEvaluator, CommandEvaluator, DatasetError, Evaluator, ProxyEvaluator,
-                            TrainEvaluator, load_dataset)
+from nas.catalog import Catalog, MemoryCatalog, SpecError
+from nas.evaluators import Evaluator
+from nas.evaluators.kinds import evaluator_kind
 from nas.footprint import (StaticMetrics, check_reachable, energy_estimators, limit_constraints,
                            static_names)
 from nas.pareto import Objective
 from search_spaces.metrics import STATIC_METRICS
 from nas.problem import Problem
-from nas.spec import (BenchmarkEvaluatorSpec, CommandEvaluatorSpec, ConstraintSpec, JobSpec, ProxyEvaluatorSpec,
-                      TrainEvaluatorSpec, _MetricRef, band_key, metric_key)
+from nas.spec import ConstraintSpec, JobSpec, _MetricRef, band_key, metric_key
 from nas.strategies import STRATEGIES, Strategy
-from search_spaces import SearchSpace, get_space
+from search_spaces import SearchSpace
 
 
 @dataclass
@@ -42,9 +41,27 @@ class Search:
         return all(c.check_key in metrics and c.satisfied(metrics[c.check_key]) for c in constraints)
 
 
+def job_space(spec: JobSpec, catalog: Catalog) -> SearchSpace:
+    """The space the job runs on: the definition pinned by ``space_hash`` when given, else the
+    one ``space`` names now (see ``pin_space``). SpecError naming the field otherwise."""
+    space = catalog.space(spec.space, spec.space_hash)
+    if space is not None:
+        return space
+    if spec.space_hash is not None and catalog.space(spec.space) is not None:
+        raise SpecError("space_hash", f"search space {spec.space!r} has no definition with content hash "
+                        f"{spec.space_hash}")
+    raise SpecError("space", f"unknown search space {spec.space!r}", catalog.space_names())
+
+
+def pin_space(spec: JobSpec, catalog: Catalog) -> JobSpec:
+    """The spec with ``space_hash`` set to its space's content hash (what a stored job keeps)."""
+    return spec.model_copy(update={"space_hash": job_space(spec, catalog).content_hash})
+
+
 def check_spec(spec: JobSpec, catalog: Catalog) -> None:
     """Check what the spec names against the catalog; raises SpecError naming the field."""
     measures = callable(getattr(catalog, "measurer", None))
+    space = job_space(spec, catalog)
     for where, ref in _located_refs(spec):
         if ref.source == "measured":
             if not measures:
@@ -73,24 +90,10 @@ def check_spec(spec: JobSpec, catalog: Catalog) -> None:
         raise SpecError("verify.device", "verifying the front needs the service in Celery mode and an agent of "
                         f"device {spec.verify.device!r}")
     located = resolved_constraints(spec, catalog)
-    space = get_space(spec.space)
     check_reachable(located, StaticMetrics(space, [c.metric for _, c in located if c.metric in STATIC_METRICS]))
-    ev = spec.evaluator
-    if isinstance(ev, BenchmarkEvaluatorSpec):
-        info = catalog.benchmark_info(ev.table)
-        if info is None:
-            raise SpecError("evaluator.table", f"unknown benchmark table {ev.table!r}", catalog.benchmark_names())
-        if info.space != spec.space:
-            raise SpecError("evaluator.table", f"benchmark {ev.table!r} is for space {info.space!r}, "
-                            f"not {spec.space!r}")
-        if ev.metric not in info.columns:
-            raise SpecError("evaluator.metric", f"benchmark {ev.table!r} has no column {ev.metric!r}",
-                            info.columns)
-    if isinstance(ev, (TrainEvaluatorSpec, ProxyEvaluatorSpec)) and ev.dataset != "digits" \
-            and not ev.dataset.endswith(".npz"):
-        raise SpecError("evaluator.dataset", "dataset must be 'digits' or a path to an .npz file")
+    evaluator_kind(spec).check(spec, catalog)
     try:
-        STRATEGIES[spec.strategy.name](Problem(get_space(spec.space), [], spec=spec), spec.seed,
+        STRATEGIES[spec.strategy.name](Problem(space, [], spec=spec), spec.seed,
                                        **spec.strategy.params)
     except SpecError:
         raise
@@ -111,7 +114,7 @@ def resolved_constraints(spec: JobSpec, catalog: Catalog) -> list[tuple[str, Con
 
 
 def build_estimators(spec: JobSpec, catalog: Catalog) -> dict[str, LatencyEstimator]:
-    space = get_space(spec.space)
+    space = job_space(spec, catalog)
     estimators: dict[str, LatencyEstimator] = {}
     for device in spec.devices():
         table = catalog.latency_table(spec.space, device)
@@ -127,7 +130,7 @@ def build_estimators(spec: JobSpec, catalog: Catalog) -> dict[str, LatencyEstima
 
 def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> Search:
     check_spec(spec, catalog)
-    space = get_space(spec.space)
+    space = job_space(spec, catalog)
     estimators = build_estimators(spec, catalog)
     energy = energy_estimators(spec, catalog, space)
     located = resolved_constraints(spec, catalog)
@@ -209,43 +212,24 @@ def _measuring(spec: JobSpec, evaluator: Evaluator, catalog: Catalog) -> Evaluat
 
 def build_evaluator(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> Evaluator:
     """The evaluator alone (a helper worker of a fanned-out job needs no strategy or tables)."""
-    return _build_evaluator(spec, get_space(spec.space), catalog, cwd)
+    return _build_evaluator(spec, job_space(spec, catalog), catalog, cwd)
 
 
 def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
-    return _measuring(spec, _base_evaluator(spec, space, catalog, cwd), catalog)
-
-
-def _base_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
-    ev = spec.evaluator
-    if isinstance(ev, BenchmarkEvaluatorSpec):
-        data = catalog.benchmark(ev.table)
-        assert data is not None
-        return BenchmarkEvaluator(data, ev.metric, space)
-    if isinstance(ev, CommandEvaluatorSpec):
-        return CommandEvaluator(ev.command, ev.timeout_s, ev.retries, cwd=cwd)
-    try:
-        dataset = load_dataset(ev.dataset, seed=spec.seed)
-    except DatasetError as exc:
-        raise SpecError("evaluator.dataset", str(exc)) from None
-    if isinstance(ev, ProxyEvaluatorSpec):
-        return ProxyEvaluator(space, dataset, proxy=ev.proxy, seed=spec.seed, batch_size=ev.batch_size,
-                              width=ev.width, cells_per_stage=ev.cells_per_stage)
-    return TrainEvaluator(space, dataset, seed=spec.seed, epochs=ev.epochs, width=ev.width,
-                          cells_per_stage=ev.cells_per_stage, batch_size=ev.batch_size,
-                          learning_rate=ev.learning_rate)
+    return _measuring(spec, evaluator_kind(spec).build(spec, space, catalog, cwd), catalog)
 
 
 def reference_point(spec: JobSpec, estimators: dict[str, LatencyEstimator],
                     energy: dict[str, LatencyEstimator] | None = None,
-                    static: StaticMetrics | None = None, catalog: Catalog | None = None) -> dict[str, float]:
+                    static: StaticMetrics | None = None, catalog: Catalog | None = None,
+                    space: SearchSpace | None = None) -> dict[str, float]:
     """Spec's values, else 0 for maximised metrics and 1.01 x the space's largest value for
     latency, energy and static metrics (estimators built here when not given)."""
     if static is None:
-        static = StaticMetrics(get_space(spec.space),
+        static = StaticMetrics(space if space is not None else job_space(spec, catalog or MemoryCatalog()),
                                [o.metric for o in spec.objectives if o.metric in STATIC_METRICS])
     if energy is None and catalog is not None:
-        energy = energy_estimators(spec, catalog, get_space(spec.space))
+        energy = energy_estimators(spec, catalog, job_space(spec, catalog))
     ref: dict[str, float] = {}
     for o in spec.objectives:
         if spec.reference_point and o.key in spec.reference_point:
@@ -260,7 +244,8 @@ def reference_point(spec: JobSpec, estimators: dict[str, LatencyEstimator],
                 raise SpecError("reference_point", f"give a reference value for objective {o.key!r} "
                                 f"(device {o.device!r} has no table to bound its measured {o.metric})")
             ratio = ratio_at(quantiles_of(table) or {1.0: 1.5}, 1.0)
-            ref[o.key] = float(1.01 * max(ratio, 1.0) * estimator_for(table, get_space(spec.space)).bounds()[1])
+            on = space if space is not None else job_space(spec, catalog or MemoryCatalog())
+            ref[o.key] = float(1.01 * max(ratio, 1.0) * estimator_for(table, on).bounds()[1])
         elif o.metric == "latency_ms" and o.device in estimators:
             ref[o.key] = float(1.01 * estimators[o.device].bounds()[1])
         elif o.goal == "maximize":

@@ -20,16 +20,19 @@ from nas.catalog import BenchmarkInfo, SpecError
 from nas.engine import Dispatcher, Recorder, Summary, TrialRecord, run_search
 from nas.evaluators.benchmark import BenchmarkData
 from nas.fanout import DbFanOut, SendHelpers, ThreadedDispatch, help_evaluate, threads_safe
-from nas.resolve import Search, build_estimators, build_evaluator, build_search, check_spec, reference_point
+from nas.resolve import (Search, build_estimators, build_evaluator, build_search, check_spec, pin_space,
+                         reference_point)
 from nas.spec import JobSpec
-from hwnas.settings import get_settings
+from hwnas_settings import get_settings
 from nas.devices.measure import AgentOffline, DeviceMeasurer, MeasurementStopped, Notify, OnProgress
 from nas.devices.onboard import OnboardingError, run_onboarding
 from nas.devices.verify import run_verification
+from search_spaces import SPACES, SearchSpace, parse_space_definition
 from storage import catalog as catalog_q
 from storage import devices as devices_q
 from storage import jobs as jobs_q
 from storage import pending as pending_q
+from storage import spaces as spaces_q
 from storage import tenants as tenants_q
 from storage.db import Conflict, Unavailable, session_scope
 from storage.jobs import LeaseLost
@@ -38,18 +41,46 @@ from storage.models import Job
 log = logging.getLogger("hwnas.service")
 _BENCHMARK_CACHE: OrderedDict[tuple[str, int], BenchmarkData] = OrderedDict()
 _CACHE_SIZE = 4
+_SPACE_CACHE: OrderedDict[str, SearchSpace] = OrderedDict()
+_SPACE_CACHE_SIZE = 16
+_SPACE_LOCK = threading.Lock()
 
 
 class DbCatalog:
-    """nas.catalog.Catalog over the devices and benchmark tables stored in the database.
+    """nas.catalog.Catalog over the spaces, devices and benchmark tables stored in the database.
 
+    Spaces: the shipped ones, then those ``tenant_id`` registered. Without a tenant (a
+    helper worker of a fanned-out job) only a pinned content hash finds a registered space.
     With ``job_id`` it answers with the table revisions the job pinned at submit; with
     ``notify`` its measurers wake the device's agents (else the agents find the work by polling).
     """
 
-    def __init__(self, factory: sessionmaker[Session], *, job_id: str | None = None,
-                 notify: Notify | None = None):
-        self.factory, self.job_id, self.notify = factory, job_id, notify
+    def __init__(self, factory: sessionmaker[Session], tenant_id: int | None = None, *,
+                 job_id: str | None = None, notify: Notify | None = None):
+        self.factory = factory
+        self.tenant_id = tenant_id
+        self.job_id, self.notify = job_id, notify
+
+    def space(self, name: str, content_hash: str | None = None) -> SearchSpace | None:
+        shipped = SPACES.get(name)
+        if shipped is not None:
+            return shipped if content_hash in (None, shipped.content_hash) else None
+        with session_scope(self.factory) as s:
+            if content_hash is not None:
+                row = spaces_q.by_hash(s, name, content_hash, self.tenant_id)
+            elif self.tenant_id is not None:
+                row = spaces_q.current_row(s, self.tenant_id, name)
+            else:
+                row = None
+            found = (row.content_hash, row.definition) if row is not None else None
+        return parsed_space(*found) if found is not None else None
+
+    def space_names(self) -> list[str]:
+        names = set(SPACES)
+        if self.tenant_id is not None:
+            with session_scope(self.factory) as s:
+                names.update(r.name for r in spaces_q.list_current(s, self.tenant_id))
+        return sorted(names)
 
     def latency_table(self, space: str, device: str) -> LatencyTable | None:
         with session_scope(self.factory) as s:
@@ -101,6 +132,40 @@ class DbCatalog:
             return [t.name for t in catalog_q.list_benchmarks(s)]
 
 
+def parsed_space(content_hash: str, definition: dict[str, Any]) -> SearchSpace:
+    """The space of a stored definition, parsed once per content hash (a few kept)."""
+    with _SPACE_LOCK:
+        hit = _SPACE_CACHE.get(content_hash)
+        if hit is not None:
+            _SPACE_CACHE.move_to_end(content_hash)
+            return hit
+    space = parse_space_definition(definition)
+    with _SPACE_LOCK:
+        _SPACE_CACHE[content_hash] = space
+        while len(_SPACE_CACHE) > _SPACE_CACHE_SIZE:
+            _SPACE_CACHE.popitem(last=False)
+    return space
+
+
+class SpaceNameTaken(ValueError):
+    """A registration under the name of a shipped space."""
+
+
+def register_space(factory: sessionmaker[Session], definition: Any, *,
+                   tenant_id: int) -> tuple[SearchSpace, int, bool]:
+    """Parse ``definition`` (SpaceDefinitionError listing every problem with its JSON path) and
+    make it the tenant's current definition of its name. Returns (space, its version, changed)."""
+    space = parse_space_definition(definition)
+    if space.name in SPACES:
+        raise SpaceNameTaken(f"{space.name!r} is a shipped search space; give yours another name")
+    with session_scope(factory) as s:
+        tenants_q.lock_tenant(s, tenant_id)  # one registration of a tenant at a time: versions stay in order
+        row, changed = spaces_q.register(s, tenant_id=tenant_id, name=space.name, content_hash=space.content_hash,
+                                         definition=definition)
+        version = row.version
+    return space, version, changed
+
+
 def register_shipped_tables(factory: sessionmaker[Session]) -> int:
     """Store the tables that ship with hwnas (idempotent; run at start-up and by ``db upgrade``)."""
     tables = shipped_tables()
@@ -129,7 +194,8 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
     The tenant's row is locked for the transaction, so concurrent submissions of
     one tenant are serialised: one job per idempotency key, quotas hold exactly.
     """
-    catalog = DbCatalog(factory)
+    catalog = DbCatalog(factory, tenant_id)
+    spec = pin_space(spec, catalog)
     check_spec(spec, catalog)
     reference = reference_point(spec, build_estimators(spec, catalog), catalog=catalog)
     pins = {}
@@ -265,8 +331,8 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
         return "not claimed"
     with session_scope(factory) as s:
         job = jobs_q.owned_job(s, job_id, token)
-        spec_data, first_start = job.spec, job.started_at
-    catalog = DbCatalog(factory, job_id=job_id, notify=notify)
+        spec_data, first_start, tenant_id = job.spec, job.started_at, job.tenant_id
+    catalog = DbCatalog(factory, tenant_id, job_id=job_id, notify=notify)
     try:
         spec = JobSpec.model_validate(spec_data)
         search = build_search(spec, catalog)

@@ -7,7 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from nas.registry import STRATEGIES
 from search_spaces import SPACES
+from search_spaces.definition import NAME_PATTERN
 from search_spaces.metrics import STATIC_METRICS
 
 #: Metrics an objective or constraint may name, and who provides them.
@@ -52,6 +54,15 @@ def one_of(value: str, valid: Iterable[str], what: str) -> str:
     return value
 
 
+def _examples_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], None]:
+    """Document example values (the shipped spaces; tenants register more) in the JSON schema."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["examples"] = sorted(names())
+
+    return extra
+
+
 def _enum_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], None]:
     """Document the valid names in the JSON schema, read from the registry when the schema is built."""
 
@@ -59,12 +70,6 @@ def _enum_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], N
         schema["enum"] = sorted(names())
 
     return extra
-
-
-def _strategy_names() -> Iterable[str]:
-    from nas.strategies import STRATEGIES
-
-    return STRATEGIES
 
 
 def _field_error(loc: tuple[str | int, ...], value: Any, message: str) -> None:
@@ -77,14 +82,12 @@ def _field_error(loc: tuple[str | int, ...], value: Any, message: str) -> None:
 
 
 class StrategySpec(_Strict):
-    name: str = Field(default="evolution", json_schema_extra=_enum_of(_strategy_names))
+    name: str = Field(default="evolution", json_schema_extra=_enum_of(STRATEGIES.names))
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
     def _known(cls, name: str) -> str:
-        from nas.strategies import STRATEGIES
-
         return one_of(name, STRATEGIES, "strategy")
 
 
@@ -215,7 +218,12 @@ class JobSpec(_Strict):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE_SPEC]})
 
     name: str = Field(default="", max_length=200)
-    space: str = Field(json_schema_extra=_enum_of(lambda: SPACES))
+    #: A shipped space (``GET /v1/search-spaces``) or one the tenant registered
+    #: (``POST /v1/search-spaces``); checked against the catalog when the job is submitted.
+    space: str = Field(pattern=NAME_PATTERN.pattern, json_schema_extra=_examples_of(lambda: SPACES))
+    #: The content hash of the space's definition, pinned at submit (given here, it must match one
+    #: registered under ``space``): the job runs on exactly that definition, whatever is registered later.
+    space_hash: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     strategy: StrategySpec = Field(default_factory=StrategySpec)
     budget: BudgetSpec
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
@@ -253,11 +261,6 @@ class JobSpec(_Strict):
                 rest = [] if given == DEVICE_LIMITS else [c for c in given if c != DEVICE_LIMITS]
                 data = {**data, "constraints": rest, "device_limits": True}
         return data
-
-    @field_validator("space")
-    @classmethod
-    def _known_space(cls, space: str) -> str:
-        return one_of(space, SPACES, "search space")
 
     @property
     def declared_metrics(self) -> list[str]:

@@ -19,7 +19,8 @@ Conventions (the same for every space):
   ops in the order the built network runs them, as a microcontroller runtime with a
   memory planner executes it (MCUNet's "peak SRAM"): while an op runs, its inputs, its
   output and every earlier tensor that a later op still reads are live; the input image
-  counts until its last reader. BatchNorm and ReLU are fused into the neighbouring conv,
+  counts until its last reader. BatchNorm and activations (ReLU, ReLU6, h-swish, swish,
+  squeeze-excite gates) are fused into the neighbouring conv,
   views and identities (skip) are free, a sum accumulates into a new tensor per addition
   (in edge order), and multiplying by zero (NAS-Bench-201's ``none``) is folded away:
   a zero tensor takes no memory and adding it is free.

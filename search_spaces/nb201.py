@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from search_spaces.base import InvalidArchitecture, SearchSpace
+from search_spaces.base import InvalidArchitecture, ProfilePlan, SearchSpace
+
+STANDALONE = Path(__file__).parent / "standalone" / "nb201.py"
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (source, target) of each edge in string order: 0->1 | 0->2, 1->2 | 0->3, 1->3, 2->3
@@ -16,6 +20,7 @@ EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 
 class NB201Space(SearchSpace):
     name = "nb201"
+    num_classes = 10
     additive = False
     description = "NAS-Bench-201 cell: 6 edges x 5 ops, 3 stages of 5 cells at 16/32/64 channels"
     choices = tuple(OPS for _ in EDGES)
@@ -178,9 +183,53 @@ class NB201Space(SearchSpace):
 
         return footprint(codes)
 
-    def build_model(self, arch: str, *, num_classes: int, in_channels: int = 3, width: int = 16,
-                    cells_per_stage: int = 5):
+    def model_config(self) -> dict[str, Any]:
+        """The CIFAR-10 network of NAS-Bench-201 (and of every shipped nb201 table)."""
+        return {"num_classes": 10, "in_channels": 3, "width": 16, "cells_per_stage": 5}
+
+    def build_model(self, arch: str, *, num_classes: int | None = None, in_channels: int | None = None,
+                    width: int = 16, cells_per_stage: int = 5, **options: Any):
         from search_spaces.nb201_torch import NB201Network
 
-        return NB201Network(self.encode(arch).tolist(), num_classes=num_classes,
-                            in_channels=in_channels, width=width, cells_per_stage=cells_per_stage)
+        return NB201Network(self.encode(arch).tolist(), num_classes=num_classes or self.num_classes,
+                            in_channels=in_channels or self.input_channels, width=width,
+                            cells_per_stage=cells_per_stage)
+
+    def build_supernet(self, *, num_classes: int | None = None, in_channels: int | None = None,
+                       width: int = 8, cells_per_stage: int = 1, **options: Any):
+        """One cell of mixed ops shared by every stage; ``width``/``cells_per_stage`` size it."""
+        from search_spaces.supernet import NB201Supernet
+
+        return NB201Supernet(num_classes=num_classes or self.num_classes,
+                             in_channels=in_channels or self.input_channels, width=width,
+                             cells_per_stage=cells_per_stage)
+
+    def profile_plan(self, batch: int = 1) -> ProfilePlan:
+        from search_spaces.nb201_torch import profile_plan
+
+        return profile_plan(batch)
+
+    def network_source(self, arch: str) -> str:
+        """``standalone/nb201.py``: the same modules under the same names as ``nb201_torch``."""
+        return STANDALONE.read_text()
+
+    def features(self, codes: np.ndarray) -> np.ndarray:
+        """The generic features after setting dead edges (no input-to-output path through them)
+        to ``none``, so isomorphic spellings get one vector. (BANANAS' path encoding was tried
+        and ranked worse on nb201 with ~100 points.)"""
+        codes = np.atleast_2d(np.asarray(codes))
+        live = np.array([self.live_edges(c) for c in codes])
+        return super().features(np.where(live, codes, 0))  # op 0 is none
+
+    diagram_caption = ("Cell diagram: nodes are feature maps, each edge applies its op; dashed edges do not "
+                       "reach the output.")
+
+    def diagram(self, arch: str) -> str:
+        from search_spaces.nb201_diagram import cell_svg
+
+        return cell_svg(self, arch)
+
+    def is_degenerate(self, arch: str) -> bool:
+        """A cell whose output is a constant zero (no path of non-``none`` ops from input to
+        output): the network predicts one class whatever the input."""
+        return not any(self.live_edges(self.encode(arch)))

@@ -76,3 +76,45 @@ class NB201Network(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+def profile_plan(batch: int):  # -> search_spaces.base.ProfilePlan
+    """What ``tables profile`` times for nb201, as eager torch runs the network: ``none`` edges
+    run (``x * 0``), every edge runs whether or not its output is used, and the per-cell
+    dispatch and node sums are one term per width (an all-``skip`` cell minus its identities)."""
+    from search_spaces.base import Probe, ProfilePlan
+
+    widths = ((16, 32), (32, 16), (64, 8))
+    cells_per_stage = 5
+    probes: dict[str, Probe] = {}
+    for c, r in widths:
+        for op in OPS:
+            probes[f"{op}@{c}"] = Probe(make_op(op, c), (batch, c, r, r))
+        probes[f"cell_all_skip@{c}"] = Probe(Cell([1] * len(EDGES), c), (batch, c, r, r))
+    probes["stem"] = Probe(nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)),
+                           (batch, 3, 32, 32))
+    probes["reduction@16"] = Probe(ResidualReduction(16, 32), (batch, 16, 32, 32))
+    probes["reduction@32"] = Probe(ResidualReduction(32, 64), (batch, 32, 16, 16))
+    probes["head"] = Probe(nn.Sequential(nn.BatchNorm2d(64), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                         nn.Linear(64, 10)), (batch, 64, 8, 8))
+    # entry -> {probe: multiplicity}; a negative multiplicity subtracts (identities inside the cell probe)
+    plan: dict[str, dict[str, float]] = {}
+    network = {"stem": 1.0, "reduction@16": 1.0, "reduction@32": 1.0, "head": 1.0}
+    for c, _ in widths:
+        network[f"cell_all_skip@{c}"] = cells_per_stage
+        network[f"skip_connect@{c}"] = -cells_per_stage * len(EDGES)
+    plan["network"] = network
+    plan["network:pruned"] = network  # eager torch prunes nothing
+    plan["network:constant"] = network  # nor folds a constant cell
+    plan["input:reaches_output"] = {}  # no extra work in eager torch
+    for target in (2, 3):  # eager sums all inputs, none included: inside the cell-dispatch term
+        for k in range(2, target + 1):
+            plan[f"node{target}:sum{k}"] = {}
+    for i in range(len(EDGES)):
+        plan[f"edge{i}:none"] = plan[f"edge{i}:none:dead_output"] = {f"none@{c}": cells_per_stage
+                                                                     for c, _ in widths}
+        for op in OPS[1:]:
+            cost = {f"{op}@{c}": float(cells_per_stage) for c, _ in widths}
+            for suffix in ("", ":zero_input", ":dead_output", ":constant_cell"):
+                plan[f"edge{i}:{op}{suffix}"] = cost
+    return ProfilePlan(probes, plan)

@@ -149,7 +149,7 @@ class Device(Base):
     __table_args__ = (UniqueConstraint("name", "space", name="uq_devices_name_space"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    space: Mapped[str] = mapped_column(String(50))
+    space: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(50), default="")
     table: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -159,7 +159,7 @@ class BenchmarkTable(Base):
     __tablename__ = "benchmark_tables"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    space: Mapped[str] = mapped_column(String(50))
+    space: Mapped[str] = mapped_column(String(64))
     columns: Mapped[list[Any]]
     row_count: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(Text, default="")
@@ -180,7 +180,7 @@ class DeviceAgent(Base):
     __tablename__ = "device_agents"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     device: Mapped[str] = mapped_column(String(100), index=True)
-    space: Mapped[str] = mapped_column(String(50))
+    space: Mapped[str] = mapped_column(String(64))
     runtime: Mapped[str] = mapped_column(String(50))
     queue: Mapped[str] = mapped_column(String(200))
     host: Mapped[str] = mapped_column(String(200))
@@ -202,7 +202,7 @@ class Measurement(Base):
     __table_args__ = (Index("ix_measurements_device_status", "device", "status"),)
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     device: Mapped[str] = mapped_column(String(100))
-    space: Mapped[str] = mapped_column(String(50))
+    space: Mapped[str] = mapped_column(String(64))
     arch: Mapped[str] = mapped_column(Text)
     arch_hash: Mapped[str] = mapped_column(String(64))
     #: reference | validation | verify | objective (why it was measured)
@@ -229,7 +229,7 @@ class DeviceOperation(Base):
     kind: Mapped[str] = mapped_column(String(16))  # onboard | verify
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     device: Mapped[str] = mapped_column(String(100))
-    space: Mapped[str] = mapped_column(String(50))
+    space: Mapped[str] = mapped_column(String(64))
     job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     params: Mapped[dict[str, Any]]
     status: Mapped[str] = mapped_column(String(16), default="queued")
@@ -248,7 +248,7 @@ class DeviceTableVersion(Base):
     __table_args__ = (UniqueConstraint("name", "space", "revision", name="uq_device_table_versions"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
-    space: Mapped[str] = mapped_column(String(50))
+    space: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int] = mapped_column(Integer)
     table: Mapped[dict[str, Any]]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -260,5 +260,24 @@ class JobTablePin(Base):
     __tablename__ = "job_table_pins"
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     device: Mapped[str] = mapped_column(String(100), primary_key=True)
-    space: Mapped[str] = mapped_column(String(50))
+    space: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int] = mapped_column(Integer)
+class SearchSpaceRow(Base):
+    """One definition (``hwnas.space/1``) a tenant registered under a name.
+
+    Rows are never changed in content: registering other content under the name adds
+    a row, so a job that pinned a content hash still finds its definition. The
+    name's current definition is its row with the highest ``version``.
+    """
+
+    __tablename__ = "search_spaces"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", "content_hash", name="uq_search_spaces_tenant_name_hash"),
+                      Index("ix_search_spaces_tenant_hash", "tenant_id", "content_hash"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    #: 1, 2, ... per (tenant, name) in order of registration; re-registering old content makes it current again.
+    version: Mapped[int] = mapped_column(Integer)
+    definition: Mapped[dict[str, Any]]
+    registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

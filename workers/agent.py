@@ -14,7 +14,7 @@ import os
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
-from hwnas.settings import get_settings
+from hwnas_settings import get_settings
 from nas.devices.agent import Agent
 
 log = logging.getLogger("hwnas.agent")

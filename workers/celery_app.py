@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from hwnas.settings import get_settings
+from hwnas_settings import get_settings
 
 settings = get_settings()
 app = Celery("hwnas", broker=settings.broker_url or "redis://127.0.0.1:6379/0", include=["workers.tasks"])

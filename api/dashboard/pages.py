@@ -26,8 +26,9 @@ from api.dashboard.jobrows import MAX_ROWS, SORTS, STATUSES, age, arrange, job_r
 from api.dashboard.series import job_series
 from api.deps import SessionFactory
 from api.problems import Problem
-from hwnas import __version__
-from search_spaces import SPACES, InvalidArchitecture
+from hwnas_settings.version import __version__
+from search_spaces import InvalidArchitecture
+from nas.service import DbCatalog
 from storage import catalog as catalog_q
 from storage import jobs as jobs_q
 from storage import tenants as tenants_q
@@ -179,9 +180,10 @@ def download(job_id: str, which: Literal["trials", "front"], fmt: Literal["csv",
     return _download(job_id, factory, caller, which, fmt)
 
 
-def _architecture(request: Request, factory: SessionFactory, space_name: str, arch: str,
-                  **context: Any) -> HTMLResponse:
-    space = SPACES.get(space_name)
+def _architecture(request: Request, factory: SessionFactory, space_name: str, arch: str, *,
+                  tenant_id: int | None, space_hash: str | None = None, **context: Any) -> HTMLResponse:
+    """``space_hash``: a job's pinned definition (a registered space may have changed since)."""
+    space = DbCatalog(factory, tenant_id).space(space_name, space_hash)
     if space is None:
         return _not_found(request, f"search space {space_name}")
     try:
@@ -202,14 +204,15 @@ def trial_page(request: Request, job_id: str, seq: int, factory: SessionFactory,
         trial = jobs_q.get_trial(s, job_id, seq) if job else None
     if job is None or trial is None:
         return _not_found(request, f"trial {seq} of job {job_id}")
-    return _architecture(request, factory, job.spec["space"], trial.arch, job=job, trial=trial,
-                         on_front=seq in (job.front or []))
+    return _architecture(request, factory, job.spec["space"], trial.arch, tenant_id=job.tenant_id,
+                         space_hash=job.spec.get("space_hash"), job=job, trial=trial, on_front=seq in (job.front or []))
 
 
 @router.get("/architectures/{space}", response_class=HTMLResponse)
 def architecture_page(request: Request, space: str, factory: SessionFactory, caller: Viewer,
                       arch: Annotated[str, Query(min_length=1, max_length=4000)]) -> HTMLResponse:
-    return _architecture(request, factory, space, arch, job=None, trial=None, on_front=False)
+    return _architecture(request, factory, space, arch, tenant_id=caller.tenant_id, job=None,
+                         trial=None, on_front=False)
 
 
 @router.get("/devices", response_class=HTMLResponse)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
 from api.auth import CallerDep, current_caller
 from api.deps import SessionFactory, SettingsDep
 from api.problems import COMMON_ERRORS, Problem, field_error, problem_responses
 from latency_tables import LatencyTable, TableError
-from api.schemas import DevicePublic, OnboardRequest, OperationPublic, SearchSpacePublic, StrategyPublic
+from api.schemas import DevicePublic, OnboardRequest, OperationPublic, StrategyPublic
 from nas.devices.measure import agent_status
+from nas.service import DbCatalog
 from nas.strategies import STRATEGIES
 from search_spaces import SPACES
+from search_spaces.definition import NAME_PATTERN
 from storage import catalog as catalog_q
 from storage import devices as devices_q
 from storage.db import session_scope
@@ -23,16 +24,8 @@ from storage.models import Device, DeviceOperation
 router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)],
                    responses={**COMMON_ERRORS, **problem_responses(404)})
 DEVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
-SpaceName = Literal[tuple(sorted(SPACES))]  # type: ignore[valid-type]
-SpaceQuery = Annotated[SpaceName | None, Query()]
-
-
-@router.get("/search-spaces", response_model=list[SearchSpacePublic])
-def search_spaces() -> list[SearchSpacePublic]:
-    return [SearchSpacePublic(name=s.name, description=s.description, size=s.size,
-                              choices=[list(c) for c in s.choices],
-                              example=s.sample(np.random.default_rng(0)))
-            for s in SPACES.values()]
+#: A shipped space or one the caller registered (GET /v1/search-spaces lists them).
+SpaceQuery = Annotated[str | None, Query(pattern=NAME_PATTERN.pattern)]
 
 
 @router.get("/strategies", response_model=list[StrategyPublic])
@@ -127,7 +120,11 @@ def upload_device(table: Annotated[dict[str, Any], Body(description="A latency t
     """
     try:
         parsed = LatencyTable.from_dict(table)
-        parsed.check_space()
+        registered = None if parsed.space in SPACES else DbCatalog(factory, caller.tenant_id).space(parsed.space)
+        if parsed.space not in SPACES and registered is None:
+            raise TableError(f"unknown search space {parsed.space!r}; register it (POST /v1/search-spaces) "
+                             "or use a shipped one", entry="space")
+        parsed.check_space(registered)
     except TableError as exc:
         where = exc.entry or "body"
         raise Problem(422, "Invalid latency table", f"{where}: {exc}", [field_error(where, str(exc))]) from None

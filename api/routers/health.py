@@ -6,7 +6,7 @@ from sqlalchemy import text
 from api.deps import SessionFactory, SettingsDep
 from api.problems import Problem, problem_responses
 from api.schemas import Health
-from hwnas import __version__
+from hwnas_settings.version import __version__
 from storage.db import StorageError, session_scope
 
 router = APIRouter(prefix="/v1", tags=["health"])

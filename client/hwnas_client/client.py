@@ -141,3 +141,16 @@ class Client:
 
     def health(self) -> dict[str, Any]:
         return self._request("GET", "/v1/health")
+
+    def register_space(self, definition: dict[str, Any]) -> dict[str, Any]:
+        """Register a search space definition (hwnas.space/1) for your tenant: {name, content_hash, version, ...}.
+        A bad definition raises ApiError (422) whose ``problem["errors"]`` name each JSON path."""
+        return self._request("POST", "/v1/search-spaces", json=definition)
+
+    def search_spaces(self) -> list[dict[str, Any]]:
+        """The shipped spaces and your tenant's registered ones."""
+        return self._request("GET", "/v1/search-spaces")
+
+    def search_space(self, name: str) -> dict[str, Any]:
+        """One space: its definition, op signatures and (registered) versions."""
+        return self._request("GET", f"/v1/search-spaces/{name}")

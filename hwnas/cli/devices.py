@@ -32,7 +32,7 @@ def agent(device: Annotated[str, typer.Option("--device", help="Name of the devi
     import logging
     import tempfile
 
-    from hwnas.settings import get_settings
+    from hwnas_settings import get_settings
     from nas.devices.agent import Agent, device_queue
     from nas.devices.runtimes import RuntimeConfigError, make_runtime
     from search_spaces import get_space

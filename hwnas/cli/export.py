@@ -41,11 +41,15 @@ def export(job: Annotated[str | None, typer.Argument(help="Job id (with TRIAL: e
            fmt: Annotated[str, typer.Option("--format", help="torch, onnx or json")] = "torch",
            out: Annotated[Path, typer.Option("--out", help="Directory to write the export into")] = Path("export"),
            url: Url = DEFAULT_URL, api_key: ApiKey = None,
-           space: Annotated[str | None, typer.Option("--space", help="Search space (local mode)")] = None,
+           space: Annotated[str | None, typer.Option("--space", help="Search space name or hwnas.space/1 "
+                                                                     "definition file (local mode)")] = None,
            arch: Annotated[str | None, typer.Option("--arch", help="Architecture string (local mode)")] = None,
            seed: Annotated[int, typer.Option("--seed", help="Initialisation seed (local mode)")] = 0,
            weights: Annotated[Path | None, typer.Option("--weights", help="A state_dict file to ship with it "
-                                                                          "(local mode)")] = None) -> None:
+                                                                          "(local mode)")] = None,
+           latency_table: Annotated[list[Path] | None, typer.Option(
+               "--latency-table", help="A latency table file to predict with (local mode; repeatable; "
+                                       "default: the tables shipped for the space)")] = None) -> None:
     """Export an architecture: `hwnas export JOB TRIAL --url …` or `hwnas export --space S --arch ARCH`."""
     if fmt not in FORMAT_CHOICES:
         fail(f"--format must be one of {', '.join(FORMAT_CHOICES)}, got {fmt!r}")
@@ -64,12 +68,28 @@ def export(job: Annotated[str | None, typer.Argument(help="Job id (with TRIAL: e
         return
     if space is None or arch is None:
         fail("a local export needs both --space and --arch")
-    _local(space, arch, fmt, out, seed, weights)
+    _local(space, arch, fmt, out, seed, weights, latency_table or [])
 
 
-def _local(space: str, arch: str, fmt: str, out: Path, seed: int, weights: Path | None) -> None:
-    from latency_tables import shipped_tables
+def _local(space_ref: str, arch: str, fmt: str, out: Path, seed: int, weights: Path | None,
+           table_files: list[Path]) -> None:
+    from latency_tables import TableError, load_table, shipped_tables
     from nas.export import ExportError, export_architecture
+    from search_spaces import SpaceDefinitionError, resolve_space
+
+    try:
+        space = resolve_space(space_ref)
+    except KeyError as exc:
+        fail(str(exc.args[0]), "or give the path of a hwnas.space/1 definition file")
+    except SpaceDefinitionError as exc:
+        fail(f"{exc.source or space_ref}: invalid search space definition\n"
+             + "\n".join(f"  {path}: {message}" for path, message in exc.errors))
+    tables = []
+    for path in table_files:
+        try:
+            tables.append(load_table(path))
+        except (OSError, TableError) as exc:
+            fail(f"--latency-table {path}: {exc}")
 
     state = None
     if weights is not None:
@@ -84,8 +104,9 @@ def _local(space: str, arch: str, fmt: str, out: Path, seed: int, weights: Path 
         if not isinstance(state, dict):
             fail(f"--weights {weights}: expected a state_dict (a dict of tensors), got {type(state).__name__}")
     try:
-        result = export_architecture(space, arch, fmt, out, tables=shipped_tables(space) if space else [],
-                                     tables_source="tables shipped with hwnas", seed=seed, weights=state)
+        result = export_architecture(space, arch, fmt, out, tables=tables or shipped_tables(space.name),
+                                     tables_source=", ".join(map(str, table_files)) if tables
+                                     else "tables shipped with hwnas", seed=seed, weights=state)
     except ExportError as exc:
         fail(str(exc))
     print_export(out, result.files, result.manifest)

@@ -21,8 +21,9 @@ from hwnas.cli.devices import app as devices_app
 from hwnas.cli.export import export
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
+from hwnas.cli.spaces import app as spaces_app
 from hwnas.cli.tables import app as tables_app
-from hwnas.settings import Settings
+from hwnas_settings import Settings
 
 app = typer.Typer(help="Hardware-aware neural architecture search.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -33,6 +34,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="benchmarks")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tables_app, name="tables")
+app.add_typer(spaces_app, name="spaces")
 app.add_typer(devices_app, name="devices")
 app.command()(agent)
 app.command()(search)
@@ -121,18 +123,26 @@ def db_upgrade(database_url: DbUrl = None) -> None:
 @bench_app.command("import")
 def bench_import(csv_path: Annotated[Path, typer.Argument(help="CSV with an 'arch' column")],
                  name: Annotated[str, typer.Option(help="Name jobs refer to")],
-                 space: Annotated[str, typer.Option(help="Search space of the architectures")] = "nb201",
+                 space: Annotated[str, typer.Option(
+                     help="Search space of the architectures: a shipped name or a definition file")] = "nb201",
                  database_url: DbUrl = None) -> None:
     """Register a benchmark table so `benchmark` evaluators can use it."""
+    from hwnas.cli.render import fail_definition
     from nas.evaluators import BenchmarkError, read_benchmark_csv
-    from search_spaces import get_space
+    from search_spaces import SpaceDefinitionError, resolve_space
     from storage import catalog as catalog_q
     from storage.db import session_scope
     from storage.migrate import upgrade
 
     try:
-        data = read_benchmark_csv(csv_path, get_space(space), name)
-    except (BenchmarkError, KeyError) as exc:
+        found = resolve_space(space)  # a shipped name, or a definition file (a space registered on a server)
+        space = found.name
+        data = read_benchmark_csv(csv_path, found, name)
+    except SpaceDefinitionError as exc:
+        fail_definition(exc)
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+    except BenchmarkError as exc:
         fail(str(exc))
     settings = _settings(database_url)
     upgrade(settings.database_url)

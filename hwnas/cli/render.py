@@ -21,6 +21,18 @@ def fail(message: str, hint: str | None = None) -> NoReturn:
     raise typer.Exit(1)
 
 
+def fail_definition(exc: Exception) -> NoReturn:
+    """A search space definition that does not parse: every problem on its own line, JSON path first."""
+    errors = getattr(exc, "errors", None) or [("$", str(exc))]
+    source = getattr(exc, "source", None)
+    err_console.print(f"[bold red]error:[/] {source + ': ' if source else ''}invalid search space definition "
+                      f"({len(errors)} problem{'s' if len(errors) != 1 else ''})")
+    for path, message in errors:
+        err_console.print(f"  {path}: {message}", markup=False, highlight=False)
+    err_console.print("[dim]hint:[/] fix each field named above (docs/search-spaces.md describes the format)")
+    raise typer.Exit(1)
+
+
 def progress_bar() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console)

@@ -10,29 +10,18 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from hwnas.cli.render import console, fail, front_table, progress_bar
+from hwnas.cli.render import console, fail, fail_definition, front_table, progress_bar
 from latency_tables import TableError, load_table
 from nas.catalog import MemoryCatalog, SpecError
-from nas.engine import Recorder, Summary, TrialRecord, run_search
+from nas.engine import MemoryRecorder, Summary, TrialRecord, run_search
 from nas.evaluators import BenchmarkError, read_benchmark_csv
 from nas.fanout import ThreadedDispatch, threads_safe
-from nas.resolve import build_search
+from nas.resolve import build_search, pin_space
 from nas.spec import JobSpec, metric_key
-from search_spaces import SPACES, get_space
+from search_spaces import SPACES, SpaceDefinitionError, resolve_space
 
 
-class MemoryRecorder(Recorder):
-    def __init__(self) -> None:
-        self.trials: list[TrialRecord] = []
-
-    def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
-        return None, []
-
-    def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
-        self.trials.extend(trials)
-
-    def stop_reason(self) -> str | None:
-        return None
+DEFAULT_SPACE = "nb201"
 
 
 def _spec_from_flags(space: str, strategy: str, budget: int, seed: int, devices: list[str],
@@ -60,13 +49,16 @@ def _load_benchmark(catalog: MemoryCatalog, ref: str, space: str, database_url: 
     """Register a benchmark given as a CSV path, or fetch a registered one by name; returns its name."""
     path = Path(ref)
     if path.suffix == ".csv" or path.exists():
+        found = catalog.space(space)
+        if found is None:
+            fail(f"unknown search space {space!r}", f"valid: {', '.join(catalog.space_names())}")
         try:
-            data = read_benchmark_csv(path, get_space(space))
+            data = read_benchmark_csv(path, found)
         except BenchmarkError as exc:
             fail(str(exc), "pass a CSV with an 'arch' column, or the name of a registered benchmark")
         catalog.benchmarks[data.name] = data
         return data.name
-    from hwnas.settings import Settings
+    from hwnas_settings import Settings
     from nas.service import DbCatalog
     from storage.db import make_engine, make_session_factory
 
@@ -79,9 +71,26 @@ def _load_benchmark(catalog: MemoryCatalog, ref: str, space: str, database_url: 
     return ref
 
 
+def _space_option(catalog: MemoryCatalog, value: str | None) -> str | None:
+    """``--space``: a shipped name, or a definition file whose space joins the catalog. Its name, or None."""
+    if value is None:
+        return None
+    try:
+        found = resolve_space(value)
+    except SpaceDefinitionError as exc:
+        fail_definition(exc)
+    except KeyError as exc:
+        fail(str(exc.args[0]), "name a shipped space (`hwnas spaces list`) or a definition file (FILE.json)")
+    if SPACES.get(found.name) is not found:
+        catalog.add_space(found)
+    return found.name
+
+
 def search(
     spec_file: Annotated[Path | None, typer.Option("--spec", help="Job spec JSON (as POST /v1/jobs takes)")] = None,
-    space: Annotated[str, typer.Option(help=f"Search space: {', '.join(SPACES)}")] = "nb201",
+    space: Annotated[str | None, typer.Option(
+        help=f"Search space: {', '.join(sorted(SPACES))} or a definition file (hwnas.space/1 JSON); "
+             f"default {DEFAULT_SPACE}, with --spec the spec's")] = None,
     strategy: Annotated[str, typer.Option(help="Search strategy (see `hwnas strategies`)")] = "evolution",
     budget: Annotated[int, typer.Option(help="Evaluations to spend")] = 100,
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
@@ -100,6 +109,8 @@ def search(
 ) -> None:
     """Run one search here and print its Pareto front."""
     catalog = MemoryCatalog()
+    space_name = _space_option(catalog, space)
+    space = space_name or DEFAULT_SPACE
     table_devices: list[str] = []
     for path in latency_table or []:
         try:
@@ -113,6 +124,10 @@ def search(
             raw = json.loads(spec_file.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             fail(f"cannot read spec {spec_file}: {exc}")
+        if not isinstance(raw, dict):
+            fail(f"spec {spec_file} is not a JSON object")
+        if space_name is not None:  # --space overrides the spec's (a definition file names its own space)
+            raw = {**{k: v for k, v in raw.items() if k != "space_hash"}, "space": space_name}
         if benchmark and isinstance(raw.get("evaluator"), dict) and raw["evaluator"].get("type") == "benchmark":
             data_name = _load_benchmark(catalog, benchmark, raw.get("space", space), database_url)
             catalog.benchmarks[raw["evaluator"].get("table", data_name)] = catalog.benchmarks[data_name]
@@ -138,7 +153,7 @@ def search(
             raw["strategy"] = {**raw["strategy"],
                                "params": {**raw["strategy"].get("params", {}), "torch_device": torch_device}}
     try:
-        spec = JobSpec.model_validate(raw)
+        spec = pin_space(JobSpec.model_validate(raw), catalog)
         run = build_search(spec, catalog, cwd=str(Path.cwd()))
     except ValidationError as exc:
         fail("invalid job spec:\n" + "\n".join(

@@ -14,12 +14,15 @@ from hwnas.cli.render import console, fail, progress_bar
 from latency_tables import LatencyEstimator, LatencyTable, TableError, load_table, shipped_tables
 from latency_tables.measurements import MeasurementError, read_archs, read_measurements
 from latency_tables.table import TABLE_METRICS, save_table
-from search_spaces import SPACES, SearchSpace, get_space
+from search_spaces import SPACES, SearchSpace, SpaceDefinitionError, resolve_space
 
 app = typer.Typer(help="Per-device latency tables: profile, fit, predict, validate, list, show.",
                   no_args_is_help=True)
 
-SpaceOpt = Annotated[str, typer.Option("--space", help=f"Search space ({', '.join(sorted(SPACES))})")]
+SpaceOpt = Annotated[str, typer.Option("--space", help=f"Search space: {', '.join(sorted(SPACES))}, or a "
+                                                        "hwnas.space/1 definition file (.json/.yaml)")]
+TableSpaceOpt = Annotated[str | None, typer.Option("--space", help="The table's space as a name or definition "
+                                                                   "file (default: the space the table names)")]
 TableOpt = Annotated[Path, typer.Option("--table", help="Latency table JSON file, or a shipped device name")]
 MetricOpt = Annotated[str, typer.Option("--metric", help=f"What the table predicts: {', '.join(TABLE_METRICS)}")]
 
@@ -31,10 +34,15 @@ def _metric(name: str) -> str:
 
 
 def _space(name: str) -> SearchSpace:
+    """A registered space or a definition file; every definition error printed with its JSON path."""
     try:
-        return get_space(name)
+        return resolve_space(name)
     except KeyError as exc:
-        fail(str(exc.args[0]))
+        fail(str(exc.args[0]), "or give the path of a hwnas.space/1 definition file")
+    except SpaceDefinitionError as exc:
+        fail(f"{exc.source or name}: invalid search space definition\n"
+             + "\n".join(f"  {path}: {message}" for path, message in exc.errors),
+             "fix each field named above (docs/search-spaces.md has the format)")
 
 
 def _table(ref: Path) -> LatencyTable:
@@ -53,8 +61,14 @@ def _table(ref: Path) -> LatencyTable:
     fail(f"{ref}: no such file or shipped device", "see `hwnas tables list`")
 
 
-def _estimator(table: LatencyTable, metric: str = "latency_ms") -> tuple[SearchSpace, LatencyEstimator]:
-    space = _space(table.space)
+def _estimator(table: LatencyTable, metric: str = "latency_ms",
+               space_ref: str | SearchSpace | None = None) -> tuple[SearchSpace, LatencyEstimator]:
+    if isinstance(space_ref, SearchSpace):
+        space = space_ref
+    else:
+        space = _space(space_ref or table.space)
+    if space.name != table.space:
+        fail(f"table {table.device_name!r} is for space {table.space!r}, not {space.name!r}")
     try:
         return space, LatencyEstimator(table, space, metric)
     except (TableError, ValueError) as exc:
@@ -175,10 +189,10 @@ def fit(space: SpaceOpt,
 def predict(table: TableOpt,
             archs: Annotated[Path, typer.Option("--archs", help="CSV with an arch column")],
             out: Annotated[Path, typer.Option("--out", help="Where to write arch,latency_ms")],
-            metric: MetricOpt = "latency_ms") -> None:
+            metric: MetricOpt = "latency_ms", space_ref: TableSpaceOpt = None) -> None:
     """Predict the latency (or energy, with --metric energy_mj) of every architecture in a CSV."""
     t = _table(table)
-    space, estimator = _estimator(t, _metric(metric))
+    space, estimator = _estimator(t, _metric(metric), space_ref)
     try:
         names = read_archs(archs, space)
     except MeasurementError as exc:
@@ -195,13 +209,13 @@ def predict(table: TableOpt,
 @app.command()
 def validate(table: TableOpt,
              measurements: Annotated[Path, typer.Option("--measurements", help="CSV with arch,latency_ms rows")],
-             metric: MetricOpt = "latency_ms") -> None:
+             metric: MetricOpt = "latency_ms", space_ref: TableSpaceOpt = None) -> None:
     """Compare a table's predictions with measured latencies (or energies, --metric energy_mj)."""
     from latency_tables.fit import validation_report
 
     t = _table(table)
     metric = _metric(metric)
-    space, estimator = _estimator(t, metric)
+    space, estimator = _estimator(t, metric, space_ref)
     try:
         m = read_measurements(measurements, space, column=metric)
     except MeasurementError as exc:
@@ -266,7 +280,13 @@ def measure_export(directory: Annotated[Path, typer.Argument(help="An export dir
                   f"[bold]measured {m.latency_ms:.3f} ms[/] on this machine ({m.rounds} rounds)", soft_wrap=True)
     rows = [(d["name"], d["predicted_latency_ms"]) for d in manifest["latency"]["devices"]]
     if extra is not None:
-        space, estimator = _estimator(extra)
+        from nas.export.measure import manifest_space
+
+        try:
+            own = manifest_space(manifest)
+        except ExportError as exc:
+            fail(str(exc))
+        space, estimator = _estimator(extra, space_ref=own if not isinstance(own, str) else None)
         if space.name != manifest["space"]:
             fail(f"--table {table} is for space {space.name!r}, the export is {manifest['space']!r}")
         rows.insert(0, (f"{extra.device_name} (--table)", float(estimator.predict([manifest["arch"]])[0])))

@@ -1,7 +1,7 @@
 """device agents: measurement agents, their measurements, onboard/verify operations, table revisions
 
 Revision ID: 0008_device_agents
-Revises: 0004_job_phase
+Revises: 0005_search_spaces
 Create Date: 2026-12-01
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0008_device_agents"
-down_revision = "0004_job_phase"
+down_revision = "0005_search_spaces"
 branch_labels = None
 depends_on = None
 
@@ -24,7 +24,7 @@ def upgrade() -> None:
         "device_agents",
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("device", sa.String(100), nullable=False),
-        sa.Column("space", sa.String(50), nullable=False),
+        sa.Column("space", sa.String(64), nullable=False),
         sa.Column("runtime", sa.String(50), nullable=False),
         sa.Column("queue", sa.String(200), nullable=False),
         sa.Column("host", sa.String(200), nullable=False),
@@ -38,7 +38,7 @@ def upgrade() -> None:
         "measurements",
         sa.Column("id", BIGID, primary_key=True, autoincrement=True),
         sa.Column("device", sa.String(100), nullable=False),
-        sa.Column("space", sa.String(50), nullable=False),
+        sa.Column("space", sa.String(64), nullable=False),
         sa.Column("arch", sa.Text(), nullable=False),
         sa.Column("arch_hash", sa.String(64), nullable=False),
         sa.Column("purpose", sa.String(32), nullable=False),
@@ -62,7 +62,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("tenant_id", sa.Integer(), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True),
         sa.Column("device", sa.String(100), nullable=False),
-        sa.Column("space", sa.String(50), nullable=False),
+        sa.Column("space", sa.String(64), nullable=False),
         sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=True),
         sa.Column("params", JSON, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
@@ -78,7 +78,7 @@ def upgrade() -> None:
         "device_table_versions",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("name", sa.String(100), nullable=False),
-        sa.Column("space", sa.String(50), nullable=False),
+        sa.Column("space", sa.String(64), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("table", JSON, nullable=False),
         sa.Column("created_at", TS, nullable=False),
@@ -88,7 +88,7 @@ def upgrade() -> None:
         "job_table_pins",
         sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("device", sa.String(100), primary_key=True),
-        sa.Column("space", sa.String(50), nullable=False),
+        sa.Column("space", sa.String(64), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
     )
 

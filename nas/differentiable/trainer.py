@@ -68,6 +68,11 @@ class EpochReport:
     alpha_accuracy: float | None  # % on the alpha half (None in warm-up)
 
 
+#: alpha of a padding entry: softmax and Gumbel-softmax give it weight 0.0 in float32, and
+#: weight decay moves it by at most alpha_lr per step, nowhere near a real choice's.
+PADDING_LOGIT = -1e4
+
+
 class SupernetSearch:
     def __init__(self, supernet: nn.Module, latency: ExpectedLatency, data: SearchData, config: SearchConfig,
                  *, seed: int, device: torch.device | str = "cpu"):
@@ -77,6 +82,9 @@ class SupernetSearch:
         self.data = data.to(self.device)
         self.generator = torch.Generator().manual_seed(seed)
         init = 1e-3 * torch.randn(supernet.positions, supernet.choices, generator=self.generator)
+        invalid = getattr(supernet, "invalid", None)  # padding where a position has fewer choices
+        if invalid is not None:
+            init = init.masked_fill(invalid.cpu(), PADDING_LOGIT)
         self.alpha = nn.Parameter(init.to(self.device))
         self.weight_opt = torch.optim.SGD(self.net.parameters(), lr=config.weight_lr, momentum=0.9, nesterov=True,
                                           weight_decay=config.weight_decay)

@@ -4,8 +4,6 @@ from nas.evaluators.command import CommandEvaluator
 from nas.evaluators.proxy import PROXIES, ProxyEvaluator
 from nas.evaluators.train import DatasetError, TrainEvaluator, load_dataset
 
-EVALUATOR_TYPES = ("benchmark", "command", "train", "proxy")
-
-__all__ = ["EVALUATOR_TYPES", "BenchmarkData", "BenchmarkError", "BenchmarkEvaluator", "CommandEvaluator",
+__all__ = ["BenchmarkData", "BenchmarkError", "BenchmarkEvaluator", "CommandEvaluator",
            "DatasetError", "Evaluation", "Evaluator", "PROXIES", "ProxyEvaluator", "TrainEvaluator", "load_dataset",
            "read_benchmark_csv"]

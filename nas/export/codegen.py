@@ -1,7 +1,7 @@
 """Write an architecture as a standalone ``model.py`` that imports only torch.
 
-The file is a docstring, the space's network body (``standalone/<space>.py``
-verbatim) and a footer that pins the architecture and the network's size. It can
+The file is a docstring, the space's network body (its ``network_source`` hook:
+code that imports only torch) and a footer that pins the architecture and the network's size. It can
 also be loaded back as a module here (``load_module``) to export ONNX from the very
 code the user receives, not from hwnas's own builder.
 """
@@ -14,23 +14,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from search_spaces.base import SearchSpace
-
-STANDALONE_DIR = Path(__file__).parent / "standalone"
-
+from search_spaces.base import MissingHook, SearchSpace
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network size the shipped latency tables were measured at, so predictions apply."""
+    """The network size the space's latency tables describe, so predictions apply."""
 
     kwargs: dict[str, int] = field(default_factory=dict)
     input_shape: tuple[int, ...] = (1, 3, 32, 32)
-
-
-CONFIGS: dict[str, ModelConfig] = {
-    "nb201": ModelConfig({"num_classes": 10, "in_channels": 3, "width": 16, "cells_per_stage": 5}),
-    "fbnet": ModelConfig({"num_classes": 100, "in_channels": 3}),
-}
 
 
 class ExportError(ValueError):
@@ -38,15 +29,13 @@ class ExportError(ValueError):
 
 
 def config_for(space: SearchSpace) -> ModelConfig:
-    try:
-        return CONFIGS[space.name]
-    except KeyError:
-        raise ExportError(f"space {space.name!r} has no standalone network to export") from None
+    """``model_config()`` and the input shape at batch 1, from the space."""
+    return ModelConfig(dict(space.model_config()), tuple(space.input_shape(1)))
 
 
 def choice_names(space: SearchSpace, arch: str) -> list[str]:
     """The op or block chosen at each position, in the order the network body takes them."""
-    return [str(space.choices[i][int(c)]) for i, c in enumerate(space.encode(arch))]
+    return space.choice_names(arch)
 
 
 FOOTER = '''
@@ -87,7 +76,10 @@ if __name__ == "__main__":
 def standalone_source(space: SearchSpace, arch: str, *, version: str) -> str:
     """The text of ``model.py`` for ``arch`` (already normalised by the caller)."""
     config = config_for(space)
-    body = (STANDALONE_DIR / f"{space.name}.py").read_text()
+    try:
+        body = space.network_source(arch)
+    except MissingHook as exc:
+        raise ExportError(str(exc)) from None
     doc = (f'"""{space.name} architecture exported by hwnas {version}: a standalone network.\n\n'
            f"    {arch}\n\n"
            "Imports only torch. ``build_model()`` gives the network in eval mode;\n"

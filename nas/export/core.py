@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas import __version__
+from hwnas_settings.version import __version__
 from latency_tables import estimator_for, LatencyTable, TableError
 from latency_tables.table import FORMAT as TABLE_FORMAT
 from nas.export.codegen import ExportError, ModelConfig, config_for, load_module, standalone_source
@@ -41,12 +41,17 @@ class ExportResult:
     manifest: dict[str, Any]
 
 
-def resolve(space_name: str, arch: str) -> tuple[SearchSpace, str]:
-    """(space, normalised architecture); unknown names and unparsable strings raise ExportError."""
-    try:
-        space = get_space(space_name)
-    except KeyError as exc:
-        raise ExportError(str(exc.args[0])) from None
+def resolve(space_name: str | SearchSpace, arch: str) -> tuple[SearchSpace, str]:
+    """(space, normalised architecture); unknown names and unparsable strings raise ExportError.
+
+    ``space_name`` may be a space already (one read from a definition file, a job's pinned one)."""
+    if isinstance(space_name, SearchSpace):
+        space = space_name
+    else:
+        try:
+            space = get_space(space_name)
+        except KeyError as exc:
+            raise ExportError(str(exc.args[0])) from None
     try:
         return space, space.normalize(arch)
     except InvalidArchitecture as exc:
@@ -154,7 +159,7 @@ def write_onnx(model: Any, config: ModelConfig, path: Path, seed: int) -> dict[s
             "tolerance": ONNX_TOLERANCE, "input": "input", "output": "logits"}
 
 
-def export_architecture(space_name: str, arch: str, fmt: str, out_dir: Path, *,
+def export_architecture(space_name: str | SearchSpace, arch: str, fmt: str, out_dir: Path, *,
                         tables: Sequence[LatencyTable], tables_source: str, seed: int = 0,
                         weights: Mapping[str, Any] | None = None, used_devices: Sequence[str] = (),
                         job: dict[str, Any] | None = None) -> ExportResult:
@@ -191,7 +196,9 @@ def export_architecture(space_name: str, arch: str, fmt: str, out_dir: Path, *,
         "format": MANIFEST_FORMAT, "export_format": fmt,
         "files": {name: {"sha256": _sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}
                   for name in files},
-        "space": space.name, "arch": arch, "canonical_hash": canonical_hash, "seed": seed,
+        "space": space.name, "space_content_hash": space.content_hash, "arch": arch,
+        "canonical_hash": canonical_hash, "seed": seed,
+        **({"space_definition": space.definition()} if space.definition().get("type") != "code" else {}),
         "model": {**config.kwargs, "input_shape": list(config.input_shape)},
         "weights": _weights_note(fmt, seed, trained=weights is not None),
         **extra,

@@ -27,6 +27,19 @@ class Measurement:
     threads: int
 
 
+def manifest_space(manifest: dict[str, Any]) -> Any:
+    """The manifest's own definition when it carries one (a space from a file), else its name."""
+    definition = manifest.get("space_definition")
+    if definition is None:
+        return manifest["space"]
+    from search_spaces import SpaceDefinitionError, parse_space_definition
+
+    try:
+        return parse_space_definition(definition)
+    except SpaceDefinitionError as exc:
+        raise ExportError(f"the manifest's space_definition is invalid: {exc}") from None
+
+
 def _runner(out_dir: Path, manifest: dict[str, Any], threads: int) -> tuple[str, Callable[[], object]]:
     import torch
 
@@ -47,7 +60,7 @@ def _runner(out_dir: Path, manifest: dict[str, Any], threads: int) -> tuple[str,
         weights = out_dir / WEIGHTS
         model = load_module_file(path).load_model(str(weights) if weights.is_file() else None)
     elif fmt == "json":
-        space, arch = resolve(manifest["space"], manifest["arch"])
+        space, arch = resolve(manifest_space(manifest), manifest["arch"])
         kwargs = {k: v for k, v in manifest["model"].items() if k != "input_shape"}
         model = space.build_model(arch, **kwargs).eval()
     else:

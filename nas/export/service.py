@@ -11,7 +11,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from latency_tables import LatencyTable, TableError
-from nas.export.core import export_architecture
+from nas.export.core import ExportError, export_architecture
+from nas.service import DbCatalog
 from nas.spec import JobSpec
 from storage import catalog as catalog_q
 from storage import jobs as jobs_q
@@ -39,6 +40,7 @@ def export_trial(factory: sessionmaker[Session], *, tenant_id: int, job_id: str,
         if trial is None:
             raise NotFound(f"job {job_id} has no trial {trial_id}")
         spec = JobSpec.model_validate(job.spec)
+        tenant = job.tenant_id
         tables = []
         for device in catalog_q.list_devices(s, spec.space):
             try:
@@ -48,8 +50,12 @@ def export_trial(factory: sessionmaker[Session], *, tenant_id: int, job_id: str,
         info = {"id": job.id, "name": job.name, "trial_id": trial.id, "trial_seq": trial.seq,
                 "trial_status": trial.status, "metrics": trial.metrics}
         arch = trial.arch
+    # the definition the job ran on (pinned by hash), whatever the tenant registered since
+    space = DbCatalog(factory, tenant).space(spec.space, spec.space_hash)
+    if space is None:
+        raise ExportError(f"the job's search space {spec.space!r} (content hash {spec.space_hash}) is not known here")
     with tempfile.TemporaryDirectory(prefix="hwnas-export-") as tmp:
-        result = export_architecture(spec.space, arch, fmt, Path(tmp), tables=tables,
+        result = export_architecture(space, arch, fmt, Path(tmp), tables=tables,
                                      tables_source="every device registered on this server",
                                      seed=spec.seed, used_devices=spec.devices(), job=info)
         buffer = io.BytesIO()

@@ -21,6 +21,7 @@ import numpy as np
 
 from nas.pareto import hypervolume, non_dominated_mask
 from nas.problem import Problem, TrialResult
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy
 from nas.strategies.features import features
 from nas.strategies.gp import GP
@@ -33,6 +34,7 @@ GENERAL_SHORTLIST = 32
 GENERAL_SAMPLES = 8
 
 
+@STRATEGIES.register
 class DefaultStrategy(Strategy):
     name = "default"
     description = "GP surrogate of accuracy + exact table latency for the whole space; picks by EHVI"

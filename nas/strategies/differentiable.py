@@ -26,13 +26,13 @@ import numpy as np
 
 from nas.catalog import SpecError
 from nas.problem import Problem
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy
 
 if TYPE_CHECKING:
     from nas.differentiable.trainer import SupernetSearch
     from nas.spec import JobSpec
 
-SUPERNET_SPACES = ("nb201", "fbnet")
 TORCH_DEVICES = ("cpu", "cuda")
 #: Architectures up to this many are ranked exactly by probability; larger spaces search near the argmax.
 EXACT_RANKING_LIMIT = 100_000
@@ -96,8 +96,9 @@ class DifferentiableStrategy(Strategy):
 
     # ---- what the job must provide -------------------------------------------------------
     def _check_job(self, spec: JobSpec) -> None:
-        if spec.space not in SUPERNET_SPACES:
-            raise SpecError("space", f"strategy {self.name!r} has supernets for {', '.join(SUPERNET_SPACES)} only")
+        if not self.space.has_hook("build_supernet"):
+            raise SpecError("space", f"strategy {self.name!r} trains a supernet, and search space {spec.space!r} "
+                            "has no build_supernet hook")
         devices = _latency_devices(spec)
         if not devices:
             raise SpecError("objectives", f"strategy {self.name!r} optimises expected latency from a device "
@@ -190,7 +191,6 @@ class DifferentiableStrategy(Strategy):
 
         from nas.differentiable.data import load_search_data
         from nas.differentiable.latency_loss import ExpectedLatency
-        from nas.differentiable.supernets import build_supernet
         from nas.differentiable.trainer import SupernetSearch
 
         device_name = self._device(spec)
@@ -207,8 +207,9 @@ class DifferentiableStrategy(Strategy):
         data = load_search_data(self._dataset(spec), spec.seed)
         point_seed = self.seed * 1_000 + self.point
         torch.manual_seed(point_seed)
-        net = build_supernet(spec.space, num_classes=data.num_classes, in_channels=data.in_channels,
-                             width=self.width, cells_per_stage=self.cells, width_multiplier=self.width_multiplier)
+        net = self.space.build_supernet(num_classes=data.num_classes, in_channels=data.in_channels,
+                                        width=self.width, cells_per_stage=self.cells,
+                                        width_multiplier=self.width_multiplier)
         self.search = SupernetSearch(net, latency, data, config, seed=point_seed, device=torch_device)
         if self._resume_search is not None:
             self.search.load_state_dict(self._resume_search)
@@ -221,7 +222,7 @@ class DifferentiableStrategy(Strategy):
         out: list[str] = []
         for codes in self._ranked(np.log(np.maximum(search.probabilities(), 1e-30))):
             arch = self.space.decode(codes)
-            if not _computes_something(self.space, arch):
+            if self.space.is_degenerate(arch):
                 continue
             if self._accept(arch):
                 out.append(arch)
@@ -264,15 +265,6 @@ class DifferentiableStrategy(Strategy):
         self._resume_search = state.get("search")
 
 
-def _computes_something(space: Any, arch: str) -> bool:
-    """False for an nb201 cell whose output is a constant zero (no path of non-``none`` ops from
-    input to output): the network then predicts one class whatever the input. A latency penalty
-    drives the supernet towards such cells (they are the cheapest on every table); deriving the
-    next most probable cell instead keeps the sweep's evaluations on real classifiers."""
-    live_edges = getattr(space, "live_edges", None)
-    return live_edges is None or any(live_edges(space.encode(arch)))
-
-
 def _latency_devices(spec: JobSpec) -> list[str]:
     """Devices with a latency objective first (in objective order), then those only constrained."""
     ordered = [o.device for o in spec.objectives if o.metric == "latency_ms" and o.device]
@@ -289,6 +281,7 @@ def _torch_device(name: str):  # -> torch.device
     return torch.device(name)
 
 
+@STRATEGIES.register
 class DartsStrategy(DifferentiableStrategy):
     name = "darts"
     description = ("DARTS: softmax-relaxed supernet, first-order bilevel training, CE + weight x expected "
@@ -298,6 +291,7 @@ class DartsStrategy(DifferentiableStrategy):
     default_weights = (0.01, 0.03, 0.1, 0.3)
 
 
+@STRATEGIES.register
 class FBNetStrategy(DifferentiableStrategy):
     name = "fbnet"
     description = ("FBNet: Gumbel-softmax supernet, CE x scale x log(LAT)^weight from the device table; one "

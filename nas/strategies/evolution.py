@@ -7,9 +7,11 @@ import numpy as np
 
 from nas.pareto import pareto_ranks
 from nas.problem import Problem, TrialResult
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy
 
 
+@STRATEGIES.register
 class AgingEvolution(Strategy):
     """Aging evolution (Real et al., 2019), multi-objective.
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from nas.pareto import pareto_ranks
 from nas.problem import Problem, TrialResult
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy
 
 Member = tuple[str, list[float]]
@@ -55,6 +56,7 @@ def select(members: list[Member], k: int) -> list[Member]:
     return [members[i] for i in sorted(chosen)]
 
 
+@STRATEGIES.register
 class NSGA2(Strategy):
     name = "nsga2"
     description = "NSGA-II: rank + crowding selection, uniform crossover, per-position mutation"

@@ -24,6 +24,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from nas.problem import Problem, TrialResult
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy
 
 MAX_REJECTS = 50
@@ -141,6 +142,7 @@ class OptunaStrategy(Strategy):
         self._study = None  # rebuilt by replaying the log on first use
 
 
+@STRATEGIES.register
 class OptunaTPE(OptunaStrategy):
     name = "tpe"
     description = "Optuna's multi-objective TPE sampler (defaults), seeded and checkpointable"
@@ -149,6 +151,7 @@ class OptunaTPE(OptunaStrategy):
         return optuna.samplers.TPESampler(seed=seed)
 
 
+@STRATEGIES.register
 class OptunaNSGA2(OptunaStrategy):
     name = "optuna-nsga2"
     description = "Optuna's NSGA-II sampler (defaults), seeded and checkpointable; a baseline for nsga2"

@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 
 from nas.problem import Problem, TrialResult
+from nas.registry import STRATEGIES
 from nas.strategies.base import Strategy
 
 SOFT_WEIGHTS = (0.0, -0.07, -0.2, -0.5, -1.0)
 
 
+@STRATEGIES.register
 class Reinforce(Strategy):
     name = "rl"
     description = "REINFORCE controller, MnasNet reward ACC*(LAT/T)^w (soft/hard), Pareto mode sweeps w"

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from hwnas.settings import Settings
+from hwnas_settings import Settings
 from latency_tables import shipped_tables
 
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from hwnas.settings import Settings
+from hwnas_settings import Settings
 from nas.evaluators import read_benchmark_csv
 from search_spaces import get_space
 from storage import catalog as catalog_q

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from hwnas.cli.main import app
 
-from nas.export.codegen import CONFIGS
+from nas.export.codegen import config_for
 from search_spaces import get_space
 from tests.conftest import ROOT, Service, hwnas_cmd
 
@@ -27,7 +27,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 def test_local_export_with_weights_then_measure_it(tmp_path: Path) -> None:
     weights = tmp_path / "trained.pt"
-    torch.save(get_space("fbnet").build_model(FBNET, **CONFIGS["fbnet"].kwargs).state_dict(), weights)
+    torch.save(get_space("fbnet").build_model(FBNET, **config_for(get_space("fbnet")).kwargs).state_dict(), weights)
     out = tmp_path / "fbnet-torch"
     done = run("export", "--space", "fbnet", "--arch", FBNET, "--format", "torch", "--out", str(out),
                "--weights", str(weights), "--seed", "4")

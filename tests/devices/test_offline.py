@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hwnas.settings import get_settings
+from hwnas_settings import get_settings
 from nas.devices.measure import AgentOffline, DeviceMeasurer
 from nas.service import Quotas, execute_job, submit
 from nas.spec import JobSpec

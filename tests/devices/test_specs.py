@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from hwnas.cli.search import MemoryRecorder
+
 from latency_tables import estimator_for, shipped_tables
 from latency_tables.band import quantiles_of, ratio_at, residual_ratio_quantiles
 from nas.catalog import MemoryCatalog, SpecError
 from nas.devices.onboard import choose_references, unique_sample
-from nas.engine import run_search
+from nas.engine import MemoryRecorder, run_search
 from nas.resolve import build_search, check_spec
 from nas.spec import JobSpec
 from search_spaces import get_space
@@ -137,7 +137,7 @@ def test_the_api_answers_an_undeclared_metric_with_a_422_naming_the_field(tmp_pa
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from hwnas.settings import Settings
+    from hwnas_settings import Settings
 
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'h.db'}", broker_url=""))
     body = spec(objectives=[{"metric": "accuracy", "goal": "maximize"},

@@ -18,7 +18,6 @@ from nas.catalog import MemoryCatalog, SpecError
 from nas.differentiable.data import load_search_data
 from nas.differentiable.latency_loss import ExpectedLatency, LatencyPenalty
 from nas.differentiable.relaxation import Relaxation, gumbel_softmax_weights, softmax_weights
-from nas.differentiable.supernets import build_supernet
 from nas.differentiable.trainer import SearchConfig, SupernetSearch
 from nas.engine import Recorder, Summary, TrialRecord, run_search
 from nas.resolve import build_search, check_spec
@@ -128,8 +127,8 @@ def test_penalties() -> None:
 def tiny_search(space: str, npz: Path, weight: float, epochs: int = 3, seed: int = 0, **config: Any) -> SupernetSearch:
     data = load_search_data(str(npz), seed)
     torch.manual_seed(seed)
-    net = build_supernet(space, num_classes=data.num_classes, in_channels=data.in_channels, width=4,
-                         width_multiplier=0.125)
+    net = get_space(space).build_supernet(num_classes=data.num_classes, in_channels=data.in_channels, width=4,
+                                          width_multiplier=0.125)
     lat = ExpectedLatency(estimator(space))
     # fbnet: one sampled block per layer (GDAS), so the 22 x 9 supernet stays quick on a CPU
     relax = Relaxation("gumbel", 5.0, 0.7, hard=True) if space == "fbnet" else Relaxation()

@@ -16,7 +16,7 @@ import torch
 
 from latency_tables import LatencyEstimator, shipped_tables
 from nas.export import ExportError, export_architecture
-from nas.export.codegen import CONFIGS, load_module_file
+from nas.export.codegen import config_for, load_module_file
 from nas.export.core import calibrate_batchnorm
 from search_spaces import get_space
 from tests.conftest import ROOT
@@ -34,8 +34,8 @@ def trained_like_state(space_name: str) -> dict[str, torch.Tensor]:
     """A state_dict from hwnas's own builder, standing in for weights a job trained."""
     space = get_space(space_name)
     torch.manual_seed(7)
-    model = space.build_model(ARCHS[space_name], **CONFIGS[space_name].kwargs)
-    calibrate_batchnorm(model, CONFIGS[space_name].input_shape, seed=7)
+    model = space.build_model(ARCHS[space_name], **config_for(get_space(space_name)).kwargs)
+    calibrate_batchnorm(model, config_for(get_space(space_name)).input_shape, seed=7)
     return model.state_dict()
 
 
@@ -94,11 +94,11 @@ def test_standalone_module_imports_only_torch(exported: dict[str, Any]) -> None:
 def test_fresh_interpreter_torch_matches_onnxruntime(exported: dict[str, Any], tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    x = torch.randn(2, *CONFIGS[exported["space"]].input_shape[1:], generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, *config_for(get_space(exported["space"])).input_shape[1:], generator=torch.Generator().manual_seed(1))
     y, info = run_fresh(exported["torch"].out_dir, tmp_path, x)
     assert info["arch"] == get_space(exported["space"]).normalize(ARCHS[exported["space"]])
     assert not {"hwnas", "search_spaces", "nas", "latency_tables"} & set(info["modules"])
-    assert y.shape == (2, CONFIGS[exported["space"]].kwargs["num_classes"])
+    assert y.shape == (2, config_for(get_space(exported["space"])).kwargs["num_classes"])
     assert (y[0] - y[1]).abs().max() > 1e-3  # the output depends on the input: the comparison means something
     session = ort.InferenceSession(str(exported["onnx"].out_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {"input": x.numpy()})[0]
@@ -109,12 +109,12 @@ def test_fresh_interpreter_torch_matches_onnxruntime(exported: dict[str, Any], t
 def test_standalone_network_is_the_search_space_network(exported: dict[str, Any]) -> None:
     """Same state_dict keys and shapes as hwnas's builder, and the same function with the same weights."""
     space = get_space(exported["space"])
-    ours = space.build_model(ARCHS[space.name], **CONFIGS[space.name].kwargs).eval()
+    ours = space.build_model(ARCHS[space.name], **config_for(get_space(space.name)).kwargs).eval()
     ours.load_state_dict(exported["state"])
     theirs = load_module_file(exported["torch"].out_dir / "model.py").load_model(
         str(exported["torch"].out_dir / "weights.pt"))
     assert {k: v.shape for k, v in theirs.state_dict().items()} == {k: v.shape for k, v in ours.state_dict().items()}
-    x = torch.randn(2, *CONFIGS[space.name].input_shape[1:])
+    x = torch.randn(2, *config_for(get_space(space.name)).input_shape[1:])
     with torch.inference_mode():
         assert torch.allclose(theirs(x), ours(x), atol=1e-6)
 
@@ -168,7 +168,7 @@ def test_invalid_requests_are_named_errors(space: str, arch: str, fmt: str, mess
 
 
 def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
-    state = get_space("nb201").build_model(ARCHS["nb201"], **CONFIGS["nb201"].kwargs).state_dict()
+    state = get_space("nb201").build_model(ARCHS["nb201"], **config_for(get_space("nb201")).kwargs).state_dict()
     other = "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
     with pytest.raises(ExportError, match="weights do not fit"):
         export_architecture("nb201", other, "torch", tmp_path, tables=[], tables_source="none", weights=state)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hwnas.cli.search import MemoryRecorder
+from nas.engine import MemoryRecorder
 from nas.catalog import MemoryCatalog
 from nas.engine import run_search
 from nas.evaluators import PROXIES, ProxyEvaluator, load_dataset

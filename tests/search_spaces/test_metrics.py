@@ -13,10 +13,7 @@ from search_spaces import get_space
 from search_spaces.metrics import STATIC_METRICS, static_metrics, static_metrics_of
 from tests.search_spaces.torch_memory import layer_outputs, planned_peak
 
-CLASSES = {"nb201": 10, "fbnet": 100}
-
-
-@pytest.mark.parametrize("name", sorted(CLASSES))
+@pytest.mark.parametrize("name", ["nb201", "fbnet"])
 def test_agrees_with_torch_on_50_random_architectures(name: str) -> None:
     torch.manual_seed(0)
     threads = torch.get_num_threads()
@@ -25,10 +22,10 @@ def test_agrees_with_torch_on_50_random_architectures(name: str) -> None:
     rng = np.random.default_rng(1)
     archs = [space.sample(rng) for _ in range(50)]
     ours = static_metrics_of(space, archs, ["params", "macs", "peak_memory_kb_fp32"])
-    x = torch.randn(1, 3, 32, 32)
+    x = torch.randn(*space.input_shape(1))
     worst = 0.0
     for i, arch in enumerate(archs):
-        model = space.build_model(arch, num_classes=CLASSES[name]).eval()
+        model = space.build_model(arch).eval()
         assert ours["params"][i] == sum(p.numel() for p in model.parameters()), arch
         # MACs of every conv and linear from the output sizes the hooks saw
         macs = 0

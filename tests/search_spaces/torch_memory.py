@@ -2,7 +2,7 @@
 ops torch actually runs, and conv/linear output sizes by forward hooks.
 
 The trace records every aten op (TorchDispatchMode). Each op's output is a tensor group,
-except where the op only renames a value: views, ReLU, BatchNorm, adding a scalar (fused:
+except where the op only renames a value: views, activations (ReLU, ReLU6, h-swish, swish, sigmoid gates), BatchNorm, adding a scalar (fused:
 the output joins its input's group), and multiplying by zero (a zero constant, no memory;
 adding it is free). Parameters are not activations. A group is live from the op that
 creates it to its last reader (the input image from the start, the output to the end),
@@ -18,7 +18,10 @@ from torch.utils._pytree import tree_leaves
 
 ALIAS_OPS = {"view", "_unsafe_view", "t", "transpose", "expand", "relu", "relu_", "threshold",
              "_native_batch_norm_legit_no_training", "native_batch_norm", "batch_norm", "flatten",
-             "detach", "alias", "squeeze", "unsqueeze", "reshape"}
+             "detach", "alias", "squeeze", "unsqueeze", "reshape",
+             # the other activations (ReLU6, h-swish, swish, the squeeze-excite gates) fuse like ReLU
+             "hardtanh", "hardtanh_", "hardswish", "hardswish_", "silu", "silu_", "sigmoid", "sigmoid_",
+             "hardsigmoid", "hardsigmoid_"}
 ZERO = -1
 
 

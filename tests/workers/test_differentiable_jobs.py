@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hwnas_client import Client
 
-from hwnas.cli.search import MemoryRecorder
+from nas.engine import MemoryRecorder
 from nas.catalog import MemoryCatalog
 from nas.engine import run_search
 from nas.resolve import build_search
