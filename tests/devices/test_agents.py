@@ -135,7 +135,8 @@ def test_onboard_verify_refit_and_measured_objectives_with_failures(make_stack: 
 def test_agent_killed_mid_onboarding_the_onboarding_waits_then_resumes(make_stack: Any, pg_url: str,
                                                                        redis_url: str) -> None:
     stack = _stack(make_stack, pg_url, redis_url)
-    first = start_agent(stack, "agent1", env={**WELL_BEHAVED, "FAKE_SLEEP_S": "0.4"})
+    # batches of 2: results arrive a pair at a time, so most are still to measure when it dies
+    first = start_agent(stack, "agent1", "--batch", "2", env={**WELL_BEHAVED, "FAKE_SLEEP_S": "0.5"})
     wait_for("agent online", lambda: agent_online(stack), stack)
     op = post(stack, "/v1/devices/fakedev/onboard", {"space": "nb201", "samples": 5, "validate": 3})
     wait_for("some measured", lambda: (_operation(stack, "fakedev", op["id"])["progress"] or {}).get("measured", 0)
