@@ -111,6 +111,7 @@ class Agent:
                 return 0
             results = self.measure([arch for _, arch in rows])
             env = {**self.environment, "measured_at": time.time(), "anchor_drift": self.last_drift,
+                   "reference_drift": self.runtime.reference_drift,
                    "anchor_ms": None if self.anchor_ms is None else self.anchor_ms.tolist()}
             with session_scope(self.factory) as s:
                 for (mid, _), result in zip(rows, results, strict=True):

@@ -60,6 +60,8 @@ class DeviceRuntime(ABC):
         if threads < 1:
             raise RuntimeConfigError("--threads must be at least 1")
         self.threads, self.command, self.timeout_s, self.rounds, self.seed = threads, command, timeout_s, rounds, seed
+        #: In-process runtimes: the reference kernel's slowest / fastest time in the last batch.
+        self.reference_drift: float | None = None
 
     @property
     @abstractmethod

@@ -48,4 +48,6 @@ class TorchRuntime(DeviceRuntime):
         import torch
 
         torch.set_num_threads(self.threads)
-        return time_interleaved([self._call(m) for m in models], rounds=self.rounds, seed=self.seed, environment={})
+        results, self.reference_drift = time_interleaved([self._call(m) for m in models], rounds=self.rounds,
+                                                         seed=self.seed)
+        return results
