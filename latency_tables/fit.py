@@ -17,7 +17,10 @@ Three things known about latency go into the fit (see docs/latency-tables.md):
 
 The prior (plain combination or op-type scaled), the shrinkage strength (or "prior
 only") are chosen by k-fold cross-validation on the measurements themselves, so 10
-rows lean on the prior and 1,000 rows on the data.
+rows lean on the prior and 1,000 rows on the data. The same cross-validation's
+out-of-fold predictions then give (from 50 rows) one factor on every entry that puts the
+most rows within +-10 % (``within_10_scale``; ranks unchanged) and the table's error band,
+quantiles of measured / predicted stored as ``validation.residual_ratio_quantiles``.
 """
 
 from __future__ import annotations
@@ -29,12 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from latency_tables.table import Entry, LatencyTable
+from latency_tables.table import QUANTILE_LEVELS, Entry, LatencyTable
 from search_spaces.base import SearchSpace
 
 #: Ridge strengths tried by cross-validation (per row, in units of relative error^2).
 RIDGE_GRID = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7)
 PRIOR_ONLY = float("inf")
+CV_FOLDS, CV_REPEATS = 5, 3
 PLAIN = -1.0  # the plain (position, choice) additive model, tied inside the vocabulary
 #: Ridge of the per-op-type scales of the basis prior towards 1, tried by cross-validation
 #: (0 = no per-op-type scales: the plain combination).
@@ -140,6 +144,9 @@ class FitResult:
     #: Per-op-type scales of the basis prior (empty when the plain combination was chosen).
     type_scales: dict[str, float] = field(default_factory=dict)
     type_ridge: float = 0.0
+    #: Out-of-fold predictions of the chosen model, one row per CV repeat: (repeats, n), or None
+    #: when there were too few rows to cross-validate.
+    oof_predictions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,7 @@ def _shrunk(counts: np.ndarray, y: np.ndarray, prior: np.ndarray, strength: floa
 
 def fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None = None,
                 basis_names: Sequence[str] = (), *, tying: np.ndarray | None = None,
-                op_types: Sequence[str] | None = None, folds: int = 5, repeats: int = 3,
+                op_types: Sequence[str] | None = None, folds: int = CV_FOLDS, repeats: int = CV_REPEATS,
                 seed: int = 0) -> FitResult:
     """Fit entry means from (n, S) signature counts; the model is chosen by k-fold CV.
 
@@ -206,10 +213,11 @@ def _fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, ba
     types = (np.array([[t == g for t in op_types] for g in type_names], dtype=float)
              if op_types is not None else None)
     grid = _candidates(len(y), has_basis, tying, types is not None)
-    best, best_error = grid[0], None
+    best, best_error, oof = grid[0], None, None
     k = min(folds, len(y))
-    if k >= 2 and len(grid) > 1:
+    if k >= 2:
         errors = np.zeros(len(grid))
+        predictions = np.zeros((len(grid), repeats, len(y)))
         for repeat in range(repeats):  # repeated k-fold: one split of 100 rows is a noisy judge
             fold_of = np.random.default_rng(seed + repeat).permutation(len(y)) % k
             for f in range(k):
@@ -221,15 +229,74 @@ def _fit_entries(counts: np.ndarray, y: np.ndarray, basis: np.ndarray | None, ba
                                                               candidate.type_ridge)[0]
                     entries = _shrunk(counts[train], y[train], priors[candidate.type_ridge], candidate.strength,
                                       tying)
-                    errors[g] += float((np.abs(counts[test] @ entries - y[test]) * row_weights(y)[test]).sum())
+                    predictions[g, repeat, test] = counts[test] @ entries
+                    errors[g] += float((np.abs(predictions[g, repeat, test] - y[test]) * row_weights(y)[test]).sum())
         errors /= repeats * len(y)
         best_error = float(errors.min())
         best = grid[int(errors.argmin())]
+        oof = predictions[int(errors.argmin())]
     prior, w, scales = _prior(counts, y, basis, types, best.type_ridge)
     entries = _shrunk(counts, y, prior, best.strength, tying)
     return FitResult(entries, best.strength,
                      {name: float(v) for name, v in zip(basis_names, w) if v > 0} if best.strength != PLAIN else {},
-                     best_error, dict(zip(type_names, scales.tolist())) if len(scales) else {}, best.type_ridge)
+                     best_error, dict(zip(type_names, scales.tolist())) if len(scales) else {}, best.type_ridge,
+                     oof)
+
+
+#: Rows from which ``fit_table`` applies ``within_10_scale``: from 10 or 30 rows of nb201's phones and
+#: CPUs the factor the out-of-fold predictions pick lowers +-10 % on the other rows, from 50 on it lifts it.
+MIN_SCALE_ROWS = 50
+#: Scales of the fitted table tried by ``within_10_scale`` (a whole-table factor, so ranks stay).
+SCALE_GRID = np.round(np.arange(0.85, 1.15 + 1e-9, 0.0025), 4)
+
+
+def within_10_scale(oof: np.ndarray, y: np.ndarray, window: int = 8, margin: float = 0.02) -> float:
+    """The factor on every entry that puts the most out-of-fold predictions within +-10 % of
+    their measurement, or 1 unless it gains at least ``margin`` of them and two rows' worth
+    (10 rows cannot tell a shift from noise).
+
+    The relative least squares centres predictions on the *mean* ratio, which heavy tails (a
+    network a runtime pruned, a timing spike) and integer-ms rounding pull away from where most
+    rows sit; +-10 % counts the bulk. Scores are averaged over +-``window`` grid steps (a few
+    rows must not pick a spike), ties go to the factor nearest 1. Kendall tau and Spearman are
+    unchanged by construction.
+    """
+    oof = np.atleast_2d(oof)
+    within = np.array([(np.abs(s * oof - y[None, :]) <= 0.1 * y[None, :]).mean() for s in SCALE_GRID])
+    smooth = np.convolve(within, np.ones(2 * window + 1) / (2 * window + 1), mode="same")
+    smooth[:window] = smooth[-window:] = -1.0  # edges average over fewer steps
+    best = np.flatnonzero(smooth >= smooth.max() - 1e-12)
+    pick = int(best[np.argmin(np.abs(SCALE_GRID[best] - 1.0))])
+    at_one = int(np.argmin(np.abs(SCALE_GRID - 1.0)))
+    gain = max(margin, 2.0 / len(y))
+    return float(SCALE_GRID[pick]) if within[pick] >= within[at_one] + gain - 1e-12 else 1.0
+
+
+def ratio_quantiles(measured: np.ndarray, predicted: np.ndarray, rows: int | None = None) -> dict[str, float] | None:
+    """The error band: quantiles of measured / predicted at ``QUANTILE_LEVELS``, keyed "0.025" ...
+
+    ``measured``/``predicted`` may hold several predictions per row (repeated cross-validation);
+    ``rows`` is the number of distinct rows (default: their length). The level of each quantile is
+    moved outwards to the conformal rank ceil((rows + 1) q) (upper levels) or floor((rows + 1) q)
+    (lower) out of ``rows``, so that few rows give a wider band rather than an overconfident one:
+    with 10 rows the 0.95 bound is the largest ratio seen. Rows predicted at <= 0 carry no ratio.
+    """
+    measured, predicted = np.ravel(measured).astype(float), np.ravel(predicted).astype(float)
+    keep = predicted > 0
+    if not keep.any():
+        return None
+    ratio = measured[keep] / predicted[keep]
+    n = rows if rows is not None else len(ratio)
+    out = {}
+    for q in QUANTILE_LEVELS:
+        if q > 0.5:
+            level = min(1.0, np.ceil((n + 1) * q) / n)
+        elif q < 0.5:
+            level = max(0.0, np.floor((n + 1) * q) / n)
+        else:
+            level = 0.5
+        out[f"{q:g}"] = float(np.quantile(ratio, level))
+    return out
 
 
 def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[float], *,
@@ -254,8 +321,14 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
     basis_matrix = np.stack([t.values(vocabulary, metric) for t in usable]) if usable else None
     result = fit_entries(counts, y, basis_matrix, [t.device_name for t in usable], tying=space.plain_tying(),
                          op_types=[signature_group(s) for s in vocabulary], seed=seed)
+    scale = 1.0
+    if result.oof_predictions is not None and len(y) >= MIN_SCALE_ROWS:
+        scale = within_10_scale(result.oof_predictions, y)
+        result.entries, result.oof_predictions = result.entries * scale, result.oof_predictions * scale
     residual = y - counts @ result.entries
     seen = counts.sum(axis=0)
+    band = (ratio_quantiles(np.broadcast_to(y, result.oof_predictions.shape), result.oof_predictions, len(y))
+            if result.oof_predictions is not None else None)
     entries = {sig: Entry(mean=float(v), std=0.0, count=max(1, int(seen[j])))
                for j, (sig, v) in enumerate(zip(vocabulary, result.entries))}
     return LatencyTable(
@@ -267,8 +340,24 @@ def fit_table(space: SearchSpace, archs: Sequence[str], latencies: Sequence[floa
                     "basis_weights": result.basis_weights,
                     "op_type_scales": result.type_scales,
                     "cv_relative_error": result.cv_error,
+                    "within_10_scale": scale,
                     "residual_std_ms": float(residual.std())},
+        validation=({"held_out": False,
+                     "source": f"out-of-fold predictions of {_folds(len(y))}-fold cross-validation on the {len(y)} "
+                               f"fitted rows (band over {len(result.oof_predictions)} repeats)",
+                     **_finite_report(validation_report(result.oof_predictions[0], y)),
+                     "residual_ratio_quantiles": band}
+                    if band and len(y) >= 2 else {}),
     )
+
+
+def _finite_report(report: dict[str, float]) -> dict[str, float | None]:
+    """A rank statistic of rows that all tie is NaN, which JSON cannot hold: None instead."""
+    return {k: (v if np.isfinite(v) else None) for k, v in report.items()}
+
+
+def _folds(rows: int) -> int:
+    return min(CV_FOLDS, rows)
 
 
 def _model_name(result: FitResult, has_basis: bool) -> str:

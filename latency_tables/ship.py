@@ -3,11 +3,13 @@
     python -m latency_tables.ship                # every space with a <space>_hw.csv there
     python -m latency_tables.ship SPACE          # one space
     python -m latency_tables.ship profile [SPACE]  # profiled on this machine's CPU (minutes; default nb201)
+    python -m latency_tables.ship band [SPACE]   # add the held-out error band to the shipped tables
 
 For every ``lat_<device>`` column: fit on a seeded random ``FIT_ROWS`` rows with
 ``fit_table`` (no basis: each shipped table stands on its own device's data), then
-validate on all the other rows and store that as the table's validation block. The
-raw CSVs stay outside the repository.
+validate on all the other rows and store that as the table's validation block, with
+the error band (quantiles of measured / predicted on those rows). The raw CSVs stay
+outside the repository.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import sys
 import numpy as np
 
 from latency_tables.estimator import LatencyEstimator
-from latency_tables.fit import fit_table, validation_report
+from latency_tables.fit import fit_table, ratio_quantiles, validation_report
 from latency_tables.measurements import SHARED_DATA, read_shared
-from latency_tables.table import SHIPPED_DIR, save_table
+from latency_tables.table import SHIPPED_DIR, load_table, save_table
 from search_spaces import SPACES, get_space
 
 MEASURED_BY = "HELP (Lee et al., NeurIPS 2021) / HW-NAS-Bench (Li et al., ICLR 2021)"
@@ -58,12 +60,36 @@ def ship_space(space_name: str) -> None:
                           source=f"{space.name}_hw.csv (shared data), {FIT_ROWS} rows, seed {SEED}")
         predicted = LatencyEstimator(table, space).predict_codes(val_codes)
         table.validation = {"held_out": True, "source": f"{space.name}_hw.csv rows not used by the fit",
-                            **validation_report(predicted, y[val_idx])}
+                            **validation_report(predicted, y[val_idx]),
+                            "residual_ratio_quantiles": ratio_quantiles(y[val_idx], predicted)}
         out = SHIPPED_DIR / f"{space.name}__{device}.json"
         save_table(table, out)
         v = table.validation
         print(f"{out.name:32s} within 10% {v['within_10pct']:6.1%}  tau {v['kendall_tau']:.3f}  "
               f"spearman {v['spearman']:.3f}  (n={v['n']})")
+
+
+def ship_band(space_name: str) -> None:
+    """Add ``validation.residual_ratio_quantiles`` to the shipped tables of ``space_name`` from the
+    same held-out rows their validation block was computed on, leaving every entry as it is."""
+    space = get_space(space_name)
+    archs, columns = read_shared(space)
+    order = np.random.default_rng(SEED).permutation(len(archs))
+    val_idx = order[FIT_ROWS:]
+    val_codes = np.stack([space.encode(archs[i]) for i in val_idx])
+    for device, y in columns.items():
+        path = SHIPPED_DIR / f"{space.name}__{device}.json"
+        table = load_table(path)
+        if table.provenance.get("source") != f"{space.name}_hw.csv (shared data), {FIT_ROWS} rows, seed {SEED}":
+            sys.exit(f"{path.name}: not fitted on the rows this command holds out; refit it with ship")
+        predicted = LatencyEstimator(table, space).predict_codes(val_codes)
+        check = validation_report(predicted, y[val_idx])
+        if check["n"] != table.validation.get("n") or abs(check["kendall_tau"] - table.validation["kendall_tau"]) > 1e-9:
+            sys.exit(f"{path.name}: its validation block was not computed on these held-out rows")
+        table.validation["residual_ratio_quantiles"] = ratio_quantiles(y[val_idx], predicted)
+        save_table(table, path)
+        q = table.validation["residual_ratio_quantiles"]
+        print(f"{path.name:32s} measured/predicted 0.05 {q['0.05']:.3f}  0.5 {q['0.5']:.3f}  0.95 {q['0.95']:.3f}")
 
 
 PROFILED_DEVICE = "dev_vm_cpu_1t"
@@ -88,6 +114,10 @@ def ship_profile(space_name: str = PROFILED_SPACE) -> None:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["profile"]:
         ship_profile(*argv[1:2])
+        return
+    if argv and argv[0] == "band":
+        for name in argv[1:] or [s for s in SPACES if (SHARED_DATA / f"{s}_hw.csv").is_file()]:
+            ship_band(name)
         return
     if not SHARED_DATA.is_dir():
         sys.exit(f"{SHARED_DATA} is missing: the measurements live beside the checkout")

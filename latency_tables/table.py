@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from search_spaces.base import SearchSpace
 
+import numpy as np
+
 FORMAT = "hwnas.latency_table/2"
 #: Metrics a table can predict, and the correction key holding each one's intercept.
 TABLE_METRICS = {"latency_ms": "intercept_ms", "energy_mj": "intercept_mj"}
@@ -41,6 +43,14 @@ class TableError(ValueError):
 
 class MissingEntry(TableError):
     """An architecture runs an op signature the table has no entry for."""
+
+
+class NoErrorBand(TableError):
+    """The table carries no ``validation.residual_ratio_quantiles``: it states no error band."""
+
+
+#: Confidence levels of the stored error band (quantiles of measured / predicted).
+QUANTILE_LEVELS = (0.025, 0.05, 0.16, 0.5, 0.84, 0.95, 0.975)
 
 
 @dataclass
@@ -69,6 +79,39 @@ class LatencyTable:
     @property
     def intercept(self) -> float:
         return float(self.corrections.get("intercept_ms", 0.0))
+
+    @property
+    def residual_ratio_quantiles(self) -> dict[float, float] | None:
+        """Quantiles of measured / predicted latency on rows the fit did not see, by level
+        (``{0.025: r, ..., 0.975: r}``), or None for a table without an error band."""
+        raw = self.validation.get("residual_ratio_quantiles")
+        if not raw:
+            return None
+        return dict(sorted((float(k), float(v)) for k, v in raw.items()))
+
+    def ratio_quantile(self, confidence: float) -> float:
+        """measured / predicted at ``confidence``, linear between the stored levels.
+
+        NoErrorBand without a band; ValueError outside the stored levels (no extrapolation:
+        0.99 of 100 held-out ratios is not known)."""
+        quantiles = self.residual_ratio_quantiles
+        if quantiles is None:
+            raise NoErrorBand(f"table for {self.device_name!r} ({self.space}) has no error band: re-fit it "
+                              "with `hwnas tables fit` to get validation.residual_ratio_quantiles",
+                              entry="validation.residual_ratio_quantiles")
+        levels, ratios = list(quantiles), list(quantiles.values())
+        if isinstance(confidence, bool) or not levels[0] <= float(confidence) <= levels[-1]:
+            raise ValueError(f"confidence must be between {levels[0]} and {levels[-1]} (the levels the table's "
+                             f"error band holds), got {confidence!r}")
+        return float(np.interp(float(confidence), levels, ratios))
+
+    def upper_bound(self, predicted_ms: Any, confidence: float) -> Any:
+        """Latency not exceeded with probability ``confidence``: predicted x quantile(confidence)
+        of measured / predicted. ``predicted_ms`` is a number or an array (same shape back)."""
+        ratio = self.ratio_quantile(confidence)
+        if isinstance(predicted_ms, (int, float)):
+            return float(predicted_ms) * ratio
+        return np.asarray(predicted_ms, dtype=float) * ratio
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +165,10 @@ class LatencyTable:
                     raise TableError(f"entry {key!r} energy is negative", entry=f"entries.{key}.energy_mj")
             entries[key] = Entry(mean, std, count, energy)
         check_limits(device.get("limits"))
+        validation = data.get("validation") or {}
+        if not isinstance(validation, dict):
+            raise TableError("validation must be an object", entry="validation")
+        _check_quantiles(validation.get("residual_ratio_quantiles"))
         corrections = data.get("corrections") or {}
         if not isinstance(corrections, dict):
             raise TableError("corrections must be an object", entry="corrections")
@@ -130,7 +177,7 @@ class LatencyTable:
         return cls(device=device, space=space, entries=entries,
                    metric=str(data.get("metric", "latency_ms")), corrections=dict(corrections),
                    provenance=dict(data.get("provenance") or {}),
-                   validation=dict(data.get("validation") or {}),
+                   validation=dict(validation),
                    version=int(data.get("version", 2)))
 
     def check_covers(self, signatures: list[str]) -> None:
@@ -199,6 +246,32 @@ def check_limits(limits: Any, where: str = "device.limits") -> None:
                 raise TableError(f"{where}.{key} must be positive", entry=f"{where}.{key}")
         else:
             raise TableError(f"unknown budget {key!r}; valid: {', '.join([*LIMIT_KEYS, 'dtype'])}",
+                             entry=f"{where}.{key}")
+
+
+def _check_quantiles(raw: Any, where: str = "validation.residual_ratio_quantiles") -> None:
+    """Raise TableError unless ``raw`` is absent or {"level": ratio} with levels in (0, 1) and
+    ratios non-negative and non-decreasing in the level."""
+    if raw is None:
+        return
+    if not isinstance(raw, dict) or not raw:
+        raise TableError(f"{where} must be a non-empty object of level -> ratio", entry=where)
+    pairs = []
+    for key, value in raw.items():
+        try:
+            level = float(key)
+        except ValueError:
+            raise TableError(f"{where}: level {key!r} is not a number", entry=f"{where}.{key}") from None
+        if not 0 < level < 1:
+            raise TableError(f"{where}: level {key!r} must be between 0 and 1", entry=f"{where}.{key}")
+        ratio = _finite(value, f"{where}.{key}")
+        if ratio < 0:
+            raise TableError(f"{where}.{key} must not be negative", entry=f"{where}.{key}")
+        pairs.append((level, ratio, key))
+    pairs.sort()
+    for (_, lo, _), (_, hi, key) in zip(pairs, pairs[1:]):
+        if hi < lo:
+            raise TableError(f"{where}.{key} is below a lower level's ratio (quantiles must not decrease)",
                              entry=f"{where}.{key}")
 
 

@@ -183,6 +183,17 @@ def fit(space: SpaceOpt,
     console.print(f"wrote {out}: {len(table.entries)} entries for {device!r} ({s.name}) from {len(m.archs)} rows")
     cv = "n/a (too few rows)" if p["cv_relative_error"] is None else f"{p['cv_relative_error']:.1%}"
     console.print(f"basis: {mix}; model: {model}; cross-validated relative error {cv}")
+    console.print(_band_line(table))
+
+
+def _band_line(table: LatencyTable) -> str:
+    """One line on the table's error band (quantiles of measured / predicted)."""
+    q = table.residual_ratio_quantiles
+    if q is None:
+        return "error band: none (too few rows to cross-validate)"
+    source = "held-out rows" if table.validation.get("held_out") else "cross-validated"
+    return (f"error band (measured / predicted, {source}): median {q[0.5]:.2f}x, 90% within "
+            f"{q[0.05]:.2f}-{q[0.95]:.2f}x; 95% upper bound = prediction x {q[0.95]:.2f}")
 
 
 @app.command()
@@ -248,6 +259,7 @@ def show(table: Annotated[Path, typer.Argument(help="Table JSON file, device nam
     console.print_json(json.dumps({"device": t.device, "provenance": t.provenance}))
     if t.validation:
         console.print(_report_table("validation", t.validation))
+        console.print(_band_line(t))
     if entries:
         listing = Table("signature", "mean ms", "std ms", "count")
         for key, e in sorted(t.entries.items()):
