@@ -40,6 +40,10 @@ def catalog() -> MemoryCatalog:
     table.device = {**table.device, "name": "banded"}
     table.validation = {**table.validation, "residual_ratio_quantiles": QUANTILES}
     cat.add_table(table)
+    bare = copy.deepcopy(table)  # a table that states no error band
+    bare.device = {**bare.device, "name": "bare"}
+    bare.validation = {k: v for k, v in bare.validation.items() if k != "residual_ratio_quantiles"}
+    cat.add_table(bare)
     return cat
 
 
@@ -92,11 +96,12 @@ def test_confidence_limits_use_the_error_band(catalog: MemoryCatalog) -> None:
     front = [t for t in recorder.trials if t.seq in summary.front]
     assert front and all(t.metrics["latency_ms@banded:q0.95"] <= limit for t in front)
     # a confidence limit on a table without a band is a named error
-    bare = JobSpec.model_validate({**spec(constraints=[{"metric": "latency_ms", "device": "pixel3", "max": 5.0,
+    bare = JobSpec.model_validate({**spec(constraints=[{"metric": "latency_ms", "device": "bare", "max": 5.0,
                                                         "confidence": 0.9}])})
     with pytest.raises(SpecError) as err:
         check_spec(bare, catalog)
-    assert err.value.field == "constraints[0].confidence" and "banded" in (err.value.choices or [])
+    assert err.value.field == "constraints[0].confidence"
+    assert "banded" in (err.value.choices or []) and "bare" not in (err.value.choices or [])
 
 
 def test_confidence_and_measured_need_what_they_use(catalog: MemoryCatalog) -> None:
