@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Match
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -31,15 +31,25 @@ class Problem(Exception):
         self.headers = headers
 
 
+class FieldError(BaseModel):
+    """One field at fault: its JSON path (``objectives[1].device``), what is wrong, and the valid choices."""
+
+    field: str
+    message: str
+    choices: list[str] | None = None
+
+
 class ProblemDetails(BaseModel):
-    """RFC 9457 problem details; ``errors`` names each field at fault."""
+    """RFC 9457 problem details; ``errors`` names each field at fault. Every error response has this body."""
+
+    model_config = ConfigDict(title="Problem")
 
     type: str = "about:blank"
     title: str
     status: int
     detail: str = ""
     instance: str = ""
-    errors: list[dict[str, Any]] = Field(default_factory=list)
+    errors: list[FieldError] = Field(default_factory=list)
 
 
 _DESCRIPTIONS = {400: "Unreadable request", 401: "Missing or invalid API key", 404: "Not found",
@@ -48,10 +58,13 @@ _DESCRIPTIONS = {400: "Unreadable request", 401: "Missing or invalid API key", 4
                  500: "Internal error", 503: "Database or broker unavailable"}
 
 
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries documenting error responses as application/problem+json."""
-    schema = ProblemDetails.model_json_schema()
-    return {code: {"description": _DESCRIPTIONS[code], "content": {MEDIA_TYPE: {"schema": schema}}}
+    """OpenAPI entries documenting error responses as application/problem+json (one ``Problem``
+    component, which api.openapi registers)."""
+    return {code: {"description": _DESCRIPTIONS[code], "content": {MEDIA_TYPE: {"schema": PROBLEM_REF}}}
             for code in codes}
 
 

@@ -8,6 +8,8 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TrialStatus = Literal["completed", "failed"]
 
 
 class Page(BaseModel, Generic[T]):
@@ -29,7 +31,7 @@ class Progress(BaseModel):
 class JobPublic(BaseModel):
     id: str
     name: str
-    status: str
+    status: JobStatus
     progress: Progress
     best: dict[str, Any] | None
     hypervolume: float | None
@@ -49,7 +51,7 @@ class TrialPublic(BaseModel):
     seq: int
     arch: str
     arch_hash: str
-    status: str
+    status: TrialStatus
     metrics: dict[str, float]
     error: str | None
     started_at: dt.datetime
@@ -66,7 +68,7 @@ class ObjectivePublic(BaseModel):
 
 class ParetoPublic(BaseModel):
     job_id: str
-    status: str
+    status: JobStatus
     objectives: list[ObjectivePublic]
     constraints: list[dict[str, Any]]
     reference_point: dict[str, float]

@@ -9,7 +9,9 @@ starts the embedded server, then opens the job's page in Debian's chromium
 
 Times are from the browser's own clocks (Navigation Timing and performance.now()
 around the page script's fetch and Plotly calls); ``ready`` is navigation start to
-every plot drawn and painted.
+every plot drawn and painted. Bytes over the wire are Chromium's own counts of each
+response as sent (compressed body plus headers): the page, its assets (plotly.js,
+dashboard.js/css) and its data (series.json, columns.json, the trials page).
 """
 
 from __future__ import annotations
@@ -135,8 +137,11 @@ def measure(browser: Any, url: str, points: int) -> dict[str, float]:
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
+    requests: list[Any] = []
+    page.on("requestfinished", lambda r: requests.append(r))
     page.goto(url, wait_until="load", timeout=120_000)
     page.wait_for_function("Number(document.body.dataset.plotsReady) >= 1", timeout=120_000)
+    page.wait_for_function("document.getElementById('plot-explore').dataset.ready", timeout=120_000)
     result = page.evaluate("""() => {
         const nav = performance.getEntriesByType('navigation')[0];
         const t = window.hwnasTimings;
@@ -147,6 +152,12 @@ def measure(browser: Any, url: str, points: int) -> dict[str, float]:
                 drawn: document.querySelectorAll('#plot-pixel3 g.trace.scatter')[0]
                        .querySelectorAll('path.point').length};
     }""")
+    wire = {"assets": 0, "data": 0, "html": 0}
+    for request in requests:  # bytes as sent (compressed), headers included
+        sizes = request.sizes()
+        size = sizes["responseBodySize"] + sizes["responseHeadersSize"]
+        wire["assets" if "/assets/" in request.url else "html" if request.resource_type == "document" else "data"] += size
+    result.update({f"{k}_kb": v / 1024 for k, v in wire.items()})
     context.close()
     if errors:
         sys.exit(f"console errors: {errors}")
@@ -205,6 +216,8 @@ def main() -> None:
         print(f"{i:<4} " + "  ".join(f"{r[k]:>15.0f}" for k in keys)
               + f"   (hover texts {r['hover_text_ms']:.0f}, panels {', '.join(f'{p:.0f}' for p in r['panel_ms'])})")
     print("med  " + "  ".join(f"{statistics.median(r[k] for r in runs):>15.0f}" for k in keys))
+    print("over the wire (KB, median): " + ", ".join(
+        f"{k} {statistics.median(r[f'{k}_kb'] for r in runs):.0f}" for k in ("html", "assets", "data")))
     print(f"load: {os.getloadavg()[0]:.1f} (1-min load average on {os.cpu_count()} CPUs)")
 
 

@@ -92,20 +92,33 @@ def hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
 
 
 class ParetoArchive:
-    """The running front of feasible points, updated one point at a time."""
+    """The running front of feasible points, updated one point at a time.
+
+    A point equal on every objective to a member does not join: the first evaluated
+    stands and the later ones are kept in ``duplicates`` (member id -> their ids), so
+    three all-skip spellings with identical metrics are one point of the front.
+    """
 
     def __init__(self, objectives: Sequence[Objective], reference: Mapping[str, float]):
         self.objectives = list(objectives)
         self.reference = dict(reference)
         self._ref = oriented(self.reference, self.objectives)
         self.members: list[tuple[int, np.ndarray]] = []
+        self.duplicates: dict[int, list[int]] = {}
 
     def add(self, trial_id: int, values: Mapping[str, float]) -> bool:
         point = oriented(values, self.objectives)
-        for _, other in self.members:
+        for member, other in self.members:
+            if np.array_equal(other, point):
+                self.duplicates.setdefault(member, []).append(trial_id)
+                return False
             if dominates(other, point):
                 return False
-        self.members = [(t, p) for t, p in self.members if not dominates(point, p)]
+        kept = [(t, p) for t, p in self.members if not dominates(point, p)]
+        for t, _ in self.members:
+            if all(t != k for k, _ in kept):
+                self.duplicates.pop(t, None)
+        self.members = kept
         self.members.append((trial_id, point))
         return True
 

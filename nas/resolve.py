@@ -159,7 +159,10 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> 
         return values
 
     def feasible(archs: Sequence[str]) -> np.ndarray:
-        mask = np.ones(len(archs), dtype=bool)
+        if spec.keep_degenerate:
+            mask = np.ones(len(archs), dtype=bool)
+        else:  # a cell computing nothing from its input (space.is_degenerate) is never proposed
+            mask = np.array([not space.is_degenerate(a) for a in archs], dtype=bool)
         if free_constraints:
             values = free_metrics(archs)
             for c in free_constraints:

@@ -214,6 +214,44 @@ EXAMPLE_SPEC: dict[str, Any] = {
 }
 
 
+_TINY = {"space": "nb201", "budget": {"evaluations": 20}, "seed": 0,
+         "evaluator": {"type": "benchmark", "table": "nb201", "metric": "cifar10_acc"}}
+#: Every form of spec the server accepts, for the OpenAPI document (POST /v1/jobs examples).
+SPEC_EXAMPLES: dict[str, dict[str, Any]] = {
+    "benchmark": {"summary": "Accuracy from a benchmark table vs pixel3 latency under 10 ms", "value": EXAMPLE_SPEC},
+    "device_limits_shorthand": {
+        "summary": "\"constraints\": \"device\": the target device's budgets (SRAM, flash) as constraints",
+        "value": {**_TINY, "name": "fits a Cortex-M7", "device": "cortex_m7", "constraints": "device",
+                  "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                 {"metric": "peak_memory_kb", "goal": "minimize"}]}},
+    "device_limits_item": {
+        "summary": "\"device\" as a list item, beside explicit constraints",
+        "value": {**_TINY, "device": "cortex_m7", "constraints": ["device", {"metric": "params", "max": 500000}],
+                  "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                 {"metric": "latency_ms", "device": "cortex_m7", "goal": "minimize"}]}},
+    "device_limits_flag": {
+        "summary": "The same budgets with \"device_limits\": true",
+        "value": {**_TINY, "device": "cortex_m7", "device_limits": True,
+                  "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                 {"metric": "peak_memory_kb", "goal": "minimize"}]}},
+    "command": {"summary": "Your own evaluator command, two devices",
+                "value": {**_TINY, "strategy": {"name": "nsga2", "params": {}}, "batch_size": 4, "parallelism": 2,
+                          "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                         {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"},
+                                         {"metric": "latency_ms", "device": "raspi4", "goal": "minimize"}],
+                          "evaluator": {"type": "command", "command": "python3 eval.py {arch}", "timeout_s": 600}}},
+    "train": {"summary": "Short real training on digits",
+              "value": {**_TINY, "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                                {"metric": "macs", "goal": "minimize"}],
+                        "evaluator": {"type": "train", "dataset": "digits", "epochs": 3}}},
+    "proxy": {"summary": "A zero-cost proxy score (named naswot, not accuracy, on the dashboard)",
+              "value": {**_TINY, "keep_degenerate": False,
+                        "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                                       {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
+                        "evaluator": {"type": "proxy", "proxy": "naswot", "dataset": "digits"}}},
+}
+
+
 class JobSpec(_Strict):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE_SPEC]})
 
@@ -233,8 +271,15 @@ class JobSpec(_Strict):
     #: The board the job targets (its ``device.limits``); default: the one device the objectives name.
     device: str | None = Field(default=None, min_length=1, max_length=100)
     #: Apply the target device's declared budgets (SRAM, flash, latency) as constraints.
-    device_limits: bool = False
+    device_limits: bool = Field(default=False, description=(
+        "Apply the target device's declared budgets (its table's device.limits: SRAM, flash, latency) as "
+        "constraints; `\"constraints\": \"device\"` (alone or as a list item) sets it too."))
     evaluator: EvaluatorSpec
+    #: Let strategies propose degenerate architectures (``SearchSpace.is_degenerate``: e.g. an nb201
+    #: cell whose output no real op reaches); by default they are skipped.
+    keep_degenerate: bool = Field(default=False, description=(
+        "Let strategies propose degenerate architectures (e.g. an nb201 cell whose output no real op "
+        "reaches); by default they are skipped."))
     #: Hypervolume reference per objective key; defaults are documented in nas.pareto.
     reference_point: dict[str, float] | None = None
     batch_size: int = Field(default=1, ge=1, le=1024)

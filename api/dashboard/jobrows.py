@@ -33,13 +33,17 @@ class JobRow:
     strategy: str
     created_at: dt.datetime
     cancel_requested: bool
+    #: api.dashboard.choosing.normalised_hv: fraction of the best front (or own box), its basis
+    hv_fraction: float | None = None
+    hv_kind: str | None = None
+    hv_basis: str = ""
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
 
 
-def job_row(job: Job) -> JobRow:
+def job_row(job: Job, hv: dict[str, Any] | None = None) -> JobRow:
     spec: dict[str, Any] = job.spec or {}
     objectives = spec.get("objectives") or [{}]
     first = objectives[0]
@@ -51,13 +55,17 @@ def job_row(job: Job) -> JobRow:
                   fraction=min(1.0, job.evaluated / job.budget) if job.budget else 0.0,
                   best_key=key, best_value=best, hypervolume=job.hypervolume, devices=devices,
                   strategy=str((spec.get("strategy") or {}).get("name", "")), created_at=job.created_at,
-                  cancel_requested=job.cancel_requested)
+                  cancel_requested=job.cancel_requested,
+                  hv_fraction=hv["fraction"] if hv else None, hv_kind=hv["kind"] if hv else None,
+                  hv_basis=hv["basis"] if hv else "")
 
 
 def _sort_key(row: JobRow, sort: str) -> tuple[bool, Any]:
     """Rows without a value sort last whatever the order (the bool comes first)."""
     value: Any = {"created": row.created_at, "name": row.name.lower(), "status": row.status,
-                  "progress": row.fraction, "best": row.best_value, "hypervolume": row.hypervolume,
+                  "progress": row.fraction, "best": row.best_value,
+                  # raw hypervolumes of unlike jobs do not compare: sort by the normalised share
+                  "hypervolume": row.hv_fraction,
                   "strategy": row.strategy}[sort]
     return value is None, value
 

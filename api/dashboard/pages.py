@@ -9,21 +9,23 @@ trials, fronts and cancel; the login cookie authenticates those calls too.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-from collections.abc import Callable
+import gzip
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.auth import KEY_COOKIE
-from api.dashboard import exports
+from api.dashboard import assets, exports, formatting
+from api.dashboard.choosing import compare_data, job_extras, normalised_hv, trial_columns
 from api.dashboard.access import Viewer
 from api.dashboard.architecture import diagram_svg, predicted_latencies
 from api.dashboard.jobrows import MAX_ROWS, SORTS, STATUSES, age, arrange, job_row
-from api.dashboard.series import job_series
+from api.dashboard.projection import band_of
+from api.dashboard.series import duplicates_of, job_series, metric_label
 from api.deps import SessionFactory
 from api.problems import Problem
 from hwnas_settings.version import __version__
@@ -33,29 +35,14 @@ from storage import catalog as catalog_q
 from storage import jobs as jobs_q
 from storage import tenants as tenants_q
 from storage.db import session_scope
+from nas.spec import JobSpec
 from storage.models import Job
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-#: Changes whenever a served asset does, so browsers may cache /assets/* for an hour safely.
-ASSET_VERSION = hashlib.sha1(b"".join((HERE / "static" / n).read_bytes() for n in ("dashboard.js", "dashboard.css"))
-                             + __version__.encode()).hexdigest()[:10]
-templates.env.globals.update(version=__version__, asset_version=ASSET_VERSION, age=age)
+templates.env.globals.update(version=__version__, asset_url=assets.url, age=age)
+templates.env.filters.update(formatting.FILTERS)
 router = APIRouter(include_in_schema=False)
-
-
-def _plotly_js() -> Path:
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
-#: The only files /assets serves: name -> (path, media type).
-ASSETS: dict[str, tuple[Callable[[], Path], str]] = {
-    "dashboard.js": (lambda: HERE / "static" / "dashboard.js", "text/javascript"),
-    "dashboard.css": (lambda: HERE / "static" / "dashboard.css", "text/css"),
-    "plotly.min.js": (_plotly_js, "text/javascript"),
-}
 
 
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -68,11 +55,27 @@ def _not_found(request: Request, what: str) -> HTMLResponse:
 
 
 @router.get("/assets/{name}")
-def asset(name: str) -> Response:
-    if name not in ASSETS:
+def asset(request: Request, name: str) -> Response:
+    found = assets.resolve(name)
+    if found is None:
         return Response("not found", status_code=404, media_type="text/plain")
-    path, media_type = ASSETS[name]
-    return FileResponse(path(), media_type=media_type, headers={"Cache-Control": "public, max-age=3600"})
+    file, cache = found
+    encoding = assets.pick_encoding(request.headers.get("accept-encoding", ""))
+    headers = {"Cache-Control": cache, "Vary": "Accept-Encoding"}
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    return Response(assets.body(file, encoding), media_type=assets.FILES[file][1], headers=headers)
+
+
+def _json(request: Request, body: Any) -> Response:
+    """JSON for the pages' scripts, gzip-compressed when the browser takes it (series.json of
+    10,000 trials is ~1.5 MB raw, ~0.3 MB compressed)."""
+    raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
+    if len(raw) > 1024 and "gzip" in request.headers.get("accept-encoding", ""):
+        raw = gzip.compress(raw, compresslevel=5)
+        headers["Content-Encoding"] = "gzip"
+    return Response(raw, media_type="application/json", headers=headers)
 
 
 def _jobs_context(factory: SessionFactory, tenant_id: int, status: str | None, q: str, sort: str,
@@ -81,7 +84,7 @@ def _jobs_context(factory: SessionFactory, tenant_id: int, status: str | None, q
     status = status if status in STATUSES else None
     with session_scope(factory) as s:
         jobs, total = jobs_q.list_jobs(s, status=status, limit=MAX_ROWS, tenant_id=tenant_id)
-        rows = [job_row(j) for j in jobs]
+    rows = [job_row(j, normalised_hv(factory, j, wait=False)) for j in jobs]
     rows = arrange(rows, sort=sort, descending=order != "asc", query=q)
     return {"rows": rows, "total": total, "shown_limit": MAX_ROWS, "status": status or "", "q": q,
             "sort": sort, "order": "asc" if order == "asc" else "desc", "sorts": SORTS, "statuses": STATUSES,
@@ -116,8 +119,10 @@ def job_page(request: Request, job_id: str, factory: SessionFactory, caller: Vie
     job = _load_job(factory, job_id, caller.tenant_id)
     if job is None:
         return _not_found(request, f"job {job_id}")
+    spec = JobSpec.model_validate(job.spec)
     return _page(request, "job.html", title=job.name or job.id, job=job, row=job_row(job),
-                 terminal=job.status in jobs_q.TERMINAL, verified=_verified(factory, job))
+                 terminal=job.status in jobs_q.TERMINAL, hv=normalised_hv(factory, job, wait=False),
+                 y_label=metric_label(spec, spec.objectives[0].key), verified=_verified(factory, job))
 
 
 def _verified(factory: SessionFactory, job: Job) -> list[dict[str, Any]]:
@@ -148,17 +153,41 @@ def _verified(factory: SessionFactory, job: Job) -> list[dict[str, Any]]:
 
 
 @router.get("/jobs/{job_id}/series.json")
-def job_series_json(job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
+def job_series_json(request: Request, job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
     """Every trial as columns, the stored front and the hypervolume history (see series.py)."""
     with session_scope(factory) as s:
         job = jobs_q.get_job(s, job_id, caller.tenant_id)
         if job is None:
             raise Problem(404, "Job not found", f"no job {job_id!r}")
         trials = jobs_q.job_trials(s, job.id)
-        body = job_series(job.spec, job.reference_point, job.front or [], trials)
-        body.update(job_id=job.id, job_status=job.status, evaluated=job.evaluated, budget=job.budget,
-                    hypervolume_stored=job.hypervolume)
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+    body = job_series(job.spec, job.reference_point, job.front or [], trials)
+    body.update(job_id=job.id, job_status=job.status, evaluated=job.evaluated, budget=job.budget,
+                hypervolume_stored=job.hypervolume, **job_extras(factory, job, trials))
+    return _json(request, body)
+
+
+Keys = Annotated[str, Query(max_length=1000, pattern=r"^[A-Za-z0-9_@.,\-]*$")]
+
+
+@router.get("/jobs/{job_id}/columns.json")
+def job_columns_json(request: Request, job_id: str, factory: SessionFactory, caller: Viewer,
+                     keys: Keys = "") -> Response:
+    """``?keys=latency_ms@raspi4,params``: those values for every trial, through the tables and the space
+    (at most 8 keys; ``unknown`` lists those no table or hook computes)."""
+    job = _load_job(factory, job_id, caller.tenant_id)
+    if job is None:
+        raise Problem(404, "Job not found", f"no job {job_id!r}")
+    return _json(request, trial_columns(factory, job, [k for k in keys.split(",") if k]))
+
+
+@router.get("/compare.json")
+def compare_json(request: Request, factory: SessionFactory, caller: Viewer,
+                 jobs: Annotated[str, Query(max_length=2000)] = "") -> Response:
+    """The fronts of ``?jobs=a,b`` (at most 12), each projected onto every device any of them names."""
+    ids = [j for j in jobs.split(",") if j.strip()][:12]
+    with session_scope(factory) as s:
+        found = [jobs_q.get_job(s, j, caller.tenant_id) for j in ids]
+    return _json(request, compare_data(factory, [j for j in found if j is not None]))
 
 
 def _download(job_id: str, factory: SessionFactory, caller: Viewer, which: str, fmt: str) -> Response:
@@ -191,10 +220,12 @@ def _architecture(request: Request, factory: SessionFactory, space_name: str, ar
     except InvalidArchitecture as exc:
         return _page(request, "not_found.html", 422, title="Invalid architecture", what=str(exc))
     with session_scope(factory) as s:
-        tables = [d.table for d in catalog_q.list_devices(s, space.name)]
+        devices = catalog_q.list_devices(s, space.name)
+        tables = [d.table for d in devices]
+        bands = {d.name: band_of(d.table) for d in devices}
     return _page(request, "architecture.html", title="Architecture", space=space, arch=arch, svg=svg,
                  hash=space.canonical_hash(arch), predictions=predicted_latencies(space, arch, tables),
-                 **context)
+                 bands=bands, degenerate=space.is_degenerate(arch), **context)
 
 
 @router.get("/jobs/{job_id}/trials/{seq}", response_class=HTMLResponse)
@@ -202,17 +233,23 @@ def trial_page(request: Request, job_id: str, seq: int, factory: SessionFactory,
     with session_scope(factory) as s:
         job = jobs_q.get_job(s, job_id, caller.tenant_id)
         trial = jobs_q.get_trial(s, job_id, seq) if job else None
+        front = jobs_q.front_trials(s, job) if job else []
     if job is None or trial is None:
         return _not_found(request, f"trial {seq} of job {job_id}")
+    spec = JobSpec.model_validate(job.spec)
+    pool = sorted([*[t for t in front if t.seq != seq], trial], key=lambda t: t.seq)
+    duplicate_of = next((m for m, dups in duplicates_of(spec, job.front or [], pool).items() if seq in dups), None)
     return _architecture(request, factory, job.spec["space"], trial.arch, tenant_id=job.tenant_id,
-                         space_hash=job.spec.get("space_hash"), job=job, trial=trial, on_front=seq in (job.front or []))
+                         space_hash=job.spec.get("space_hash"), job=job, trial=trial,
+                         on_front=seq in (job.front or []) and duplicate_of is None, duplicate_of=duplicate_of,
+                         labels={k: metric_label(spec, k) for k in trial.metrics})
 
 
 @router.get("/architectures/{space}", response_class=HTMLResponse)
 def architecture_page(request: Request, space: str, factory: SessionFactory, caller: Viewer,
                       arch: Annotated[str, Query(min_length=1, max_length=4000)]) -> HTMLResponse:
     return _architecture(request, factory, space, arch, tenant_id=caller.tenant_id, job=None,
-                         trial=None, on_front=False)
+                         trial=None, on_front=False, duplicate_of=None, labels={})
 
 
 @router.get("/devices", response_class=HTMLResponse)
@@ -220,14 +257,15 @@ def devices_page(request: Request, factory: SessionFactory, caller: Viewer) -> H
     with session_scope(factory) as s:
         devices = [{"name": d.name, "space": d.space, "kind": d.kind, "device": d.table.get("device", {}),
                     "entries": len(d.table.get("entries", {})), "provenance": d.table.get("provenance", {}),
-                    "validation": d.table.get("validation", {})} for d in catalog_q.list_devices(s)]
+                    "validation": d.table.get("validation", {}), "band": band_of(d.table)}
+                   for d in catalog_q.list_devices(s)]
     return _page(request, "devices.html", title="Devices", devices=devices)
 
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(request: Request, factory: SessionFactory, caller: Viewer,
                  jobs: Annotated[list[str], Query(max_length=2000)] = []) -> HTMLResponse:  # noqa: B006
-    """``?jobs=a,b`` or ``?jobs=a&jobs=b``; the fronts come from ``/v1/jobs/{id}/pareto``."""
+    """``?jobs=a,b`` or ``?jobs=a&jobs=b``; the fronts come from ``/compare.json``."""
     chosen = [j for raw in jobs for j in raw.split(",") if j.strip()]
     with session_scope(factory) as s:
         recent, _ = jobs_q.list_jobs(s, limit=100, tenant_id=caller.tenant_id)

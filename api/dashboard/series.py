@@ -75,7 +75,7 @@ def hypervolume_history(spec: JobSpec, reference: dict[str, float],
         if not feasible(spec, status, metrics):
             continue
         point = oriented(metrics, objectives)
-        if len(front) and np.any(np.all(front >= point, axis=1) & np.any(front > point, axis=1)):
+        if len(front) and np.any(np.all(front >= point, axis=1)):  # dominated, or equal to a member
             continue
         keep = ~(np.all(point >= front, axis=1) & np.any(point > front, axis=1))
         front = np.vstack([front[keep], point])
@@ -102,6 +102,38 @@ def plot_axes(spec: JobSpec) -> dict[str, Any]:
     return {"y": y, "panels": panels, "limits": limits}
 
 
+def metric_label(spec: JobSpec, key: str) -> str:
+    """What a metric key is, for axis titles: a proxy's score is named, never called accuracy."""
+    if key != "accuracy":
+        return key
+    ev = spec.evaluator
+    if ev.type == "proxy":
+        return f"{ev.proxy} score (zero-cost proxy)"
+    if ev.type == "benchmark":
+        return f"accuracy (%, {ev.metric} from benchmark {ev.table})"
+    if ev.type == "train":
+        return f"accuracy (%, short training on {ev.dataset})"
+    return "accuracy (from the evaluator command)"
+
+
+def duplicates_of(spec: JobSpec, front: Sequence[int], trials: Sequence[Any]) -> dict[int, list[int]]:
+    """Front seq -> the later feasible trials with exactly its objective values (nas.pareto.ParetoArchive's rule)."""
+    keys = [o.key for o in spec.objectives]
+    members = set(front)
+    owner: dict[tuple[float, ...], int] = {}
+    for t in trials:
+        if t.seq in members and all(k in t.metrics for k in keys):
+            owner.setdefault(tuple(t.metrics[k] for k in keys), t.seq)
+    out: dict[int, list[int]] = {}
+    for t in trials:
+        if not feasible(spec, t.status, t.metrics):
+            continue
+        first = owner.get(tuple(t.metrics[k] for k in keys))  # a front stored before this rule may hold both
+        if first is not None and first < t.seq:
+            out.setdefault(first, []).append(t.seq)
+    return out
+
+
 def job_series(job_spec: dict[str, Any], reference: dict[str, float] | None, front: Sequence[int],
                trials: Sequence[Any]) -> dict[str, Any]:
     """Columns for the job page; ``trials`` are ORM rows (seq, arch, status, metrics) in seq order."""
@@ -110,6 +142,8 @@ def job_series(job_spec: dict[str, Any], reference: dict[str, float] | None, fro
     columns: dict[str, list[float | None]] = {k: [t.metrics.get(k) for t in trials] for k in keys}
     history = hypervolume_history(spec, reference or {}, [(t.status, t.metrics) for t in trials])
     return {
+        "labels": {k: metric_label(spec, k) for k in keys} | {o.key: metric_label(spec, o.key) for o in spec.objectives},
+        "duplicates": {str(k): v for k, v in duplicates_of(spec, front, trials).items()},
         "objectives": [{"key": o.key, "goal": o.goal} for o in spec.objectives],
         "axes": plot_axes(spec),
         "reference_point": reference or {},

@@ -28,7 +28,7 @@ DEVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 SpaceQuery = Annotated[str | None, Query(pattern=NAME_PATTERN.pattern)]
 
 
-@router.get("/strategies", response_model=list[StrategyPublic])
+@router.get("/strategies", response_model=list[StrategyPublic], operation_id="list_strategies")
 def strategies() -> list[StrategyPublic]:
     return [StrategyPublic(name=name, description=cls.description) for name, cls in sorted(STRATEGIES.items())]
 
@@ -48,13 +48,13 @@ def operation_public(op: DeviceOperation) -> OperationPublic:
                            started_at=op.started_at, finished_at=op.finished_at, links={"self": base})
 
 
-@router.get("/devices", response_model=list[DevicePublic])
+@router.get("/devices", response_model=list[DevicePublic], operation_id="list_devices")
 def devices(factory: SessionFactory, space: SpaceQuery = None) -> list[DevicePublic]:
     with session_scope(factory) as s:
         return [device_public(d) for d in catalog_q.list_devices(s, space)]
 
 
-@router.get("/devices/{name}", response_model=list[DevicePublic])
+@router.get("/devices/{name}", response_model=list[DevicePublic], operation_id="get_device")
 def device(name: Annotated[str, Path(pattern=DEVICE_NAME)], factory: SessionFactory, settings: SettingsDep,
            space: SpaceQuery = None) -> list[DevicePublic]:
     """One device's tables (metadata, provenance, validation), one per search space, and its agent:
@@ -109,7 +109,7 @@ def operation(name: Annotated[str, Path(pattern=DEVICE_NAME)],
         return operation_public(op)
 
 
-@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DevicePublic,
+@router.post("/devices", status_code=status.HTTP_201_CREATED, response_model=DevicePublic, operation_id="upload_device",
              responses=problem_responses(400, 409, 413))
 def upload_device(table: Annotated[dict[str, Any], Body(description="A latency table file (hwnas.latency_table/2)")],
                   factory: SessionFactory, response: Response, caller: CallerDep) -> DevicePublic:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 
 from api.auth import CallerDep
@@ -19,12 +19,14 @@ from nas.export.service import NotFound, export_trial
 
 router = APIRouter(prefix="/v1/jobs", tags=["exports"], responses={**COMMON_ERRORS, **problem_responses(404)})
 ExportFormat = Literal["torch", "onnx", "json"]
-ZIP = {"application/zip": {"schema": {"type": "string", "format": "binary"}}}
+#: application/zip, or application/octet-stream for clients that ask for plain bytes (Accept header):
+#: the same zip either way; listing both lets generic client generators read it as binary.
+ZIP = {media: {"schema": {"type": "string", "format": "binary"}} for media in ("application/zip", "application/octet-stream")}
 
 
 @router.get("/{job_id}/trials/{trial_id}/export", operation_id="export_trial", response_class=Response,
             responses={200: {"description": "A zip: the model file(s) and manifest.json", "content": ZIP}})
-def export(job_id: JobId, trial_id: Annotated[int, PathParam(ge=1, le=2**63 - 1, description="trial id")],
+def export(request: Request, job_id: JobId, trial_id: Annotated[int, PathParam(ge=1, le=2**63 - 1, description="trial id")],
            factory: SessionFactory, caller: CallerDep,
            fmt: Annotated[ExportFormat, Query(alias="format", description=(
                "torch: standalone model.py (+ weights.pt when trained); onnx: model.onnx checked with "
@@ -36,5 +38,8 @@ def export(job_id: JobId, trial_id: Annotated[int, PathParam(ge=1, le=2**63 - 1,
         raise Problem(404, "Not found", str(exc)) from None
     except ExportError as exc:
         raise Problem(422, "Cannot export", str(exc), [field_error("arch", str(exc))]) from None
-    return Response(archive.content, media_type="application/zip",
+    accept = request.headers.get("accept", "")
+    media = "application/octet-stream" if "application/octet-stream" in accept and "application/zip" not in accept \
+        else "application/zip"
+    return Response(archive.content, media_type=media,
                     headers={"Content-Disposition": f'attachment; filename="{archive.filename}"'})

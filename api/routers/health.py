@@ -12,7 +12,7 @@ from storage.db import StorageError, session_scope
 router = APIRouter(prefix="/v1", tags=["health"])
 
 
-@router.get("/health", response_model=Health, responses=problem_responses(405, 500, 503))
+@router.get("/health", response_model=Health, responses=problem_responses(405, 500, 503), operation_id="get_health")
 def health(request: Request, factory: SessionFactory, settings: SettingsDep) -> Health:
     try:
         with session_scope(factory) as s:

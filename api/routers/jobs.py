@@ -3,17 +3,17 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi import Path as PathParam
 
 from api.auth import CallerDep
 from api.deps import Enqueue, SessionFactory, SettingsDep
 from api.problems import COMMON_ERRORS, Problem, field_error, problem_responses
 from api.routers.catalog import operation_public
-from api.schemas import JobPublic, ObjectivePublic, OperationPublic, Page, ParetoPublic, Progress, TrialPublic
+from api.schemas import JobPublic, JobStatus, ObjectivePublic, OperationPublic, Page, ParetoPublic, Progress, TrialPublic
 from nas import service
 from nas.devices.verify import front_report
-from nas.spec import JobSpec, VerifySpec, band_key
+from nas.spec import SPEC_EXAMPLES, JobSpec, VerifySpec, band_key
 from storage import devices as devices_q
 from storage import jobs as jobs_q
 from storage.db import session_scope
@@ -23,7 +23,6 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses={**COMMON_ERRORS,
 JobId = Annotated[str, PathParam(pattern=r"^[0-9a-f-]{1,36}$", description="job id (UUID)")]
 TRIAL_SORT_PATTERN = r"^-?(seq|duration_s|status|metric:[A-Za-z0-9_@.:\-]{1,100})$"
 log = logging.getLogger("hwnas.api")
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 def job_public(job: Job) -> JobPublic:
@@ -65,7 +64,7 @@ _LINKS = {"GetJob": {"operationId": "get_job", "parameters": _JOB_ID},
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, operation_id="submit_job",
              responses={202: {"description": "Accepted; the job runs in the background", "links": _LINKS},
                         **problem_responses(400, 413)})
-def submit_job(spec: JobSpec, response: Response, factory: SessionFactory, enqueue: Enqueue, caller: CallerDep,
+def submit_job(spec: Annotated[JobSpec, Body(openapi_examples=SPEC_EXAMPLES)], response: Response, factory: SessionFactory, enqueue: Enqueue, caller: CallerDep,
                settings: SettingsDep,
                idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None) -> JobPublic:
     if spec.evaluator.type == "command" and not settings.allow_command_evaluator:

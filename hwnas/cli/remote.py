@@ -44,8 +44,10 @@ def _print_job(job: Job) -> None:
 def print_front(client: Client, job_id: str) -> None:
     front = client.pareto(job_id)
     keys = [o["key"] for o in front.objectives]
-    rows = [{"arch": t.arch, "metrics": t.metrics} for t in front.trials]
-    console.print(front_table(rows, keys, f"Pareto front of {job_id}: {len(rows)} architectures"))
+    rows = [{"id": t.id, "seq": t.seq, "arch": t.arch, "metrics": t.metrics} for t in front.trials]
+    console.print(front_table(rows, keys, f"Pareto front of {job_id}: {len(rows)} architectures, "
+                              f"best {keys[0]} first", [o["goal"] == "maximize" for o in front.objectives]))
+    console.print(f"export one: hwnas export {job_id} TRIAL_ID --format torch|onnx|json")
     console.print(f"hypervolume {front.hypervolume:.4g} (reference {front.reference_point})")
 
 

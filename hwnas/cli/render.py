@@ -38,14 +38,28 @@ def progress_bar() -> Progress:
                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console)
 
 
-def front_table(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], title: str) -> Table:
+def front_table(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], title: str,
+                maximize: Sequence[bool] | None = None) -> Table:
+    """One row per architecture, sorted by the first objective (best first when ``maximize`` is given).
+
+    Rows carrying ``id`` / ``seq`` (a server's trials) show them: ``hwnas export JOB TRIAL`` takes the id.
+    """
+    if keys and maximize is not None:
+        rows = sorted(rows, key=lambda r: (r["metrics"].get(keys[0]) is None,
+                                           -(r["metrics"].get(keys[0]) or 0) if maximize[0]
+                                           else (r["metrics"].get(keys[0]) or 0)))
+    ids = any("id" in r for r in rows)
     table = Table(title=title, show_lines=False)
     table.add_column("#", justify="right")
+    if ids:
+        table.add_column("trial id", justify="right")
+        table.add_column("seq", justify="right")
     for key in keys:
         table.add_column(key, justify="right")
     table.add_column("architecture", overflow="fold")
     for i, row in enumerate(rows, start=1):
-        table.add_row(str(i), *(_fmt(row["metrics"].get(k)) for k in keys), row["arch"])
+        extra = [str(row.get("id", "-")), str(row.get("seq", "-"))] if ids else []
+        table.add_row(str(i), *extra, *(_fmt(row["metrics"].get(k)) for k in keys), row["arch"])
     return table
 
 

@@ -1,11 +1,19 @@
-// hwnas dashboard: a little JavaScript over server-rendered pages. No build step.
-// Data comes from the JSON API (/v1/...) and /jobs/{id}/series.json; plots use plotly.js
-// served from the installed plotly package. window.hwnasTimings holds render timings.
+// hwnas dashboard: a little JavaScript over server-rendered pages. No build step, no inline
+// script (the pages run under a strict Content-Security-Policy). Data comes from the JSON API
+// (/v1/...), /jobs/{id}/series.json, /jobs/{id}/columns.json and /compare.json; plots use
+// plotly.js served from the installed plotly package. window.hwnasTimings holds render timings.
 "use strict";
 (function () {
   const timings = (window.hwnasTimings = {});
   const TERMINAL = ["succeeded", "failed", "cancelled"];
-  const PLOT_CONFIG = { responsive: true, displaylogo: false };
+  // Nothing leaves the machine: no "edit in Chart Studio" / cloud share button, no link out,
+  // no server URL to upload to. tests/api/dashboard/test_choosing.py checks every plot's config.
+  const PLOT_CONFIG = Object.freeze({
+    responsive: true, displaylogo: false, showLink: false, linkText: "", showSendToCloud: false,
+    showEditInChartStudio: false, plotlyServerURL: "", sendData: false,
+    modeBarButtonsToRemove: ["sendDataToCloud", "editInChartStudio", "lasso2d", "select2d"],
+  });
+  window.hwnasPlotConfig = PLOT_CONFIG;
   // Above this many trials the faint points are drawn with WebGL (scattergl): one canvas
   // instead of one SVG node per point. ?render=svg or ?render=webgl forces either.
   const WEBGL_ABOVE = 3000;
@@ -15,9 +23,61 @@
     try { return !!document.createElement("canvas").getContext("webgl"); } catch (e) { return false; }
   }
 
-  function fmt(v, digits = 4) {
-    if (v === null || v === undefined || Number.isNaN(v)) return "–";
-    return String(Number(Number(v).toPrecision(digits)));
+  /* ---------------------------------------------------------------- numbers for people
+     The same rules as api/dashboard/formatting.py (tests check both agree). */
+  const DASH = "–";
+  const missing = (v) => v === null || v === undefined || Number.isNaN(Number(v));
+  function sig(v, digits = 3) {
+    if (missing(v)) return DASH;
+    v = Number(v);
+    if (v === 0) return "0";
+    if (Math.abs(v) >= 10 ** digits) return v.toFixed(0);
+    const decimals = Math.max(0, digits - 1 - Math.floor(Math.log10(Math.abs(v))));
+    const t = v.toFixed(decimals);
+    return t.includes(".") ? t.replace(/0+$/, "").replace(/\.$/, "") : t;
+  }
+  function fixed(v, digits) {
+    if (v === 0) return "0";
+    return v.toFixed(Math.max(0, digits - 1 - Math.floor(Math.log10(Math.abs(v)))));
+  }
+  const SI = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]];
+  const fmt = {
+    sig,
+    pct: (f, digits = 3) => missing(f) ? DASH : `${sig(100 * Number(f), digits)} %`,
+    si(v, digits = 3) {
+      if (missing(v)) return DASH;
+      v = Number(v);
+      for (const [scale, prefix] of SI) if (Math.abs(v) >= scale) return `${fixed(v / scale, digits)} ${prefix}`;
+      return sig(v, digits);
+    },
+    dur(s) {
+      if (missing(s)) return DASH;
+      s = Number(s);
+      if (s < 1e-3) return `${sig(s * 1e6)} µs`;
+      if (s < 1) return `${sig(s * 1e3)} ms`;
+      if (s < 600) return `${fixed(s, 3)} s`;
+      return `${sig(s / 60)} min`;
+    },
+    ms: (ms) => missing(ms) ? DASH : fmt.dur(Number(ms) / 1e3),
+    kb(v) {
+      if (missing(v)) return DASH;
+      v = Number(v);
+      return Math.abs(v) >= 1024 ? `${fixed(v / 1024, 3)} MB` : `${sig(v)} KB`;
+    },
+    metric(key, v) {
+      const name = String(key).split("@")[0];
+      if (name === "latency_ms") return fmt.ms(v);
+      if (name === "energy_mj") return missing(v) ? DASH : `${sig(v)} mJ`;
+      if (name.endsWith("_kb")) return fmt.kb(v);
+      if (["params", "macs", "flops", "memory_access_cost"].includes(name)) return fmt.si(v);
+      return sig(v, 4);
+    },
+  };
+  window.hwnasFormat = fmt;
+
+  function unitOf(key) {
+    const name = String(key).split("@")[0];
+    return name === "latency_ms" ? " (ms)" : name === "energy_mj" ? " (mJ)" : name.endsWith("_kb") ? " (KB)" : "";
   }
 
   function text(tag, content, attrs = {}) {
@@ -37,6 +97,55 @@
   }
 
   const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+
+  /* ---------------------------------------------------------------- theme and plots */
+  function cssVar(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+  function theme() {
+    return { fg: cssVar("--fg"), panel: cssVar("--panel"), line: cssVar("--line"), all: cssVar("--plot-all"),
+      front: cssVar("--plot-front"), degenerate: cssVar("--plot-degenerate"), bad: cssVar("--bad"),
+      jobs: cssVar("--job-colours").split(",").map((c) => c.trim()).filter(Boolean) };
+  }
+  function baseLayout(extra) {
+    const t = theme();
+    return Object.assign({ paper_bgcolor: t.panel, plot_bgcolor: t.panel, font: { color: t.fg },
+      autosize: true, hovermode: "closest", margin: { l: 56, r: 16, t: 44, b: 48 },
+      legend: { orientation: "h", y: -0.22 } }, extra);
+  }
+  function axis(title, extra) {
+    const t = theme();
+    return Object.assign({ title: { text: title }, gridcolor: t.line, zerolinecolor: t.line, automargin: true }, extra);
+  }
+  // Keyboard users get the tables: nothing inside a plot takes a tab stop.
+  function untabbable(div) {
+    for (const e of div.querySelectorAll("a, button, input, select, textarea, [tabindex], [href]")) e.setAttribute("tabindex", "-1");
+  }
+  async function plot(div, traces, layout) {
+    div.classList.remove("empty");
+    await Plotly.react(div, traces, layout, PLOT_CONFIG);
+    untabbable(div);
+    if (!div.dataset.untabbable) {  // plotly redraws its toolbar after a zoom: keep it out of the tab order
+      div.dataset.untabbable = "1";
+      div.on("plotly_afterplot", () => untabbable(div));
+    }
+  }
+  function emptyPlot(div, message) {
+    if (div.data) Plotly.purge(div);
+    div.replaceChildren(text("p", message, { class: "hint" }));
+    div.classList.add("empty");
+  }
+  // Plots follow their box (a phone rotating, a panel resizing), not only the window.
+  const resizer = typeof ResizeObserver === "function"
+    ? new ResizeObserver((entries) => { for (const e of entries) if (e.target.data) Plotly.Plots.resize(e.target); }) : null;
+  function watch(div) { if (resizer && !div.dataset.watched) { resizer.observe(div); div.dataset.watched = "1"; } }
+
+  // The range of ``values`` with a margin: the axes zoom to the front by default.
+  function rangeOf(values, log) {
+    const v = values.filter((x) => x !== null && x !== undefined && Number.isFinite(x));
+    if (!v.length) return null;
+    let lo = Math.min(...v), hi = Math.max(...v);
+    const pad = hi > lo ? 0.08 * (hi - lo) : Math.abs(hi) * 0.1 || 1;
+    return log ? null : [lo - pad, hi + pad];
+  }
 
   /* ---------------------------------------------------------------- jobs list */
   function initJobs() {
@@ -68,140 +177,256 @@
     }
   }
 
+
   /* ---------------------------------------------------------------- job detail */
   function initJob() {
     const root = document.getElementById("job");
     const jobId = root.dataset.job;
     let status = root.dataset.status;
     let series = null;
-    let clickBound = new Set();
+    const extra = {};  // key -> values aligned with series.seq (columns.json: other devices, static metrics)
+    const clickBound = new Set();
     const table = trialsTable(jobId);
+    const shortlist = shortlistTable(jobId);
+    const showAll = document.getElementById("show-all");
+    const axisX = document.getElementById("axis-x"), axisY = document.getElementById("axis-y");
+    const hvLog = document.getElementById("hv-logx");
+
+    const label = (s, key) => key === "seq" ? "evaluation" : ((s.labels && s.labels[key]) || key) + unitOf(key);
+    function column(s, key) {
+      if (key === "seq") return s.seq;
+      return s.metrics[key] || extra[key] || null;
+    }
+    async function ensure(s, keys) {
+      const want = keys.filter((k) => k !== "seq" && !s.metrics[k] && !extra[k]);
+      if (!want.length) return;
+      const r = await getJSON(`/jobs/${jobId}/columns.json?keys=${encodeURIComponent(want.join(","))}`);
+      const at = new Map(r.seq.map((q, i) => [q, i]));
+      for (const [k, vals] of Object.entries(r.values)) extra[k] = s.seq.map((q) => at.has(q) ? vals[at.get(q)] : null);
+    }
 
     async function loadSeries() {
-      // the first load uses the request the page's head started before plotly.js loaded
+      // the first load uses the request early.js started before plotly.js loaded
       const early = window.hwnasSeries;
       window.hwnasSeries = null;
       const t0 = early ? window.hwnasSeriesStart : performance.now();
       const s = await (early || getJSON(`/jobs/${jobId}/series.json`));
       const t1 = performance.now();
+      for (const k of Object.keys(extra)) delete extra[k];
+      series = s;
+      showHv(s.hypervolume_stored);
+      fillAxisChoices(s);
       await drawPareto(s);
       await drawHypervolume(s);
       await nextFrame();
       const t2 = performance.now();
-      series = s;
       timings.seriesFetchMs = t1 - t0;
       timings.plotRenderMs = t2 - t1;
       timings.readyAt = t2;
       timings.points = s.seq.length;
       document.body.dataset.plotsReady = String((Number(document.body.dataset.plotsReady) || 0) + 1);
+      drawExplore(s).catch((e) => { document.getElementById("explore-caption").textContent = `Could not draw: ${e.message}`; });
+      shortlist.show(s, ensure, column);
       return t2 - t0;
+    }
+
+    function roles(s) {
+      const frontSet = new Set(s.front);
+      const dupOf = new Map();
+      for (const [m, ds] of Object.entries(s.duplicates || {})) for (const d of ds) dupOf.set(d, Number(m));
+      return { frontSet, dupOf, degenerate: new Set(s.degenerate || []) };
     }
 
     function panelsOf(s) {
       return s.axes.panels.length ? s.axes.panels : [{ device: null, x: "seq", title: `${s.axes.y} by evaluation` }];
     }
 
-    function hoverTexts(s) {
+    function hoverTexts(s, r) {
       const keys = Object.keys(s.metrics).sort();
       return s.seq.map((seq, i) =>
-        `trial ${seq}${s.front.includes(seq) ? " (front)" : ""}<br>${s.arch[i]}<br>` +
-        keys.filter((k) => s.metrics[k][i] !== null).map((k) => `${k}: ${fmt(s.metrics[k][i], 5)}`).join("<br>"));
+        `trial ${seq}${r.frontSet.has(seq) && !r.dupOf.has(seq) ? " (front)" : ""}` +
+        `${r.dupOf.has(seq) ? ` (duplicate of ${r.dupOf.get(seq)})` : ""}${r.degenerate.has(seq) ? " (degenerate)" : ""}<br>${s.arch[i]}<br>` +
+        keys.filter((k) => s.metrics[k][i] !== null).map((k) => `${k}: ${fmt.metric(k, s.metrics[k][i])}`).join("<br>"));
     }
 
-    function limitShapes(limits, key, axis) {
-      const shapes = [], notes = [];
+    function limitShapes(limits, key, ax) {
+      const shapes = [], notes = [], bad = theme().bad;
       for (const [bound, value] of Object.entries(limits[key] || {})) {
-        const line = { type: "line", line: { color: "#b3261e", width: 1.5, dash: "dash" } };
-        if (axis === "x") Object.assign(line, { xref: "x", yref: "paper", x0: value, x1: value, y0: 0, y1: 1 });
+        const line = { type: "line", line: { color: bad, width: 1.5, dash: "dash" } };
+        if (ax === "x") Object.assign(line, { xref: "x", yref: "paper", x0: value, x1: value, y0: 0, y1: 1 });
         else Object.assign(line, { xref: "paper", yref: "y", x0: 0, x1: 1, y0: value, y1: value });
         shapes.push(line);
-        notes.push(axis === "x"
-          ? { x: value, xref: "x", y: 1, yref: "paper", yanchor: "bottom", text: `${bound} ${fmt(value)}`, showarrow: false, font: { color: "#b3261e" } }
-          : { x: 1, xref: "paper", xanchor: "right", y: value, yref: "y", yanchor: "bottom", text: `${bound} ${fmt(value)}`, showarrow: false, font: { color: "#b3261e" } });
+        notes.push(ax === "x"
+          ? { x: value, xref: "x", y: 1, yref: "paper", yanchor: "bottom", text: `${bound} ${sig(value)}`, showarrow: false, font: { color: bad } }
+          : { x: 1, xref: "paper", xanchor: "right", y: value, yref: "y", yanchor: "bottom", text: `${bound} ${sig(value)}`, showarrow: false, font: { color: bad } });
       }
       return [shapes, notes];
     }
 
+    // Error bars from a table's band (measured / predicted quantiles) on a latency axis.
+    function bandBars(s, key, values) {
+      const b = s.bands && s.bands[key];
+      if (!b) return undefined;
+      return { type: "data", symmetric: false, array: values.map((v) => v * (b.hi - 1)),
+        arrayminus: values.map((v) => v * (1 - b.lo)), thickness: 1, width: 0, color: theme().front };
+    }
+
+    // Traces and layout for one scatter of xkey against ykey.
+    function scatter(s, r, hover, xkey, ykey, id) {
+      const t = theme();
+      const xs = column(s, xkey) || [], ys = column(s, ykey) || [];
+      const all = [], front = [], degen = [];
+      for (let i = 0; i < s.seq.length; i++) {
+        if (s.trial_status[i] !== "completed" || xs[i] == null || ys[i] == null) continue;
+        all.push(i);
+        if (r.frontSet.has(s.seq[i]) && !r.dupOf.has(s.seq[i])) front.push(i);
+        if (r.degenerate.has(s.seq[i])) degen.push(i);
+      }
+      const pick = (arr, idx) => idx.map((i) => arr[i]);
+      const gl = RENDER === "webgl" || (RENDER !== "svg" && all.length > WEBGL_ABOVE && webglAvailable());
+      const fx = pick(xs, front), fy = pick(ys, front);
+      const traces = [
+        { type: gl ? "scattergl" : "scatter", mode: "markers", name: `all trials (${all.length})`, x: pick(xs, all), y: pick(ys, all),
+          customdata: pick(s.seq, all), text: pick(hover, all), hovertemplate: "%{text}<extra></extra>",
+          marker: { size: 5, color: t.all } },
+        { type: "scatter", mode: "markers", name: `Pareto front (${front.length})`, x: fx, y: fy,
+          customdata: pick(s.seq, front), text: pick(hover, front), hovertemplate: "%{text}<extra></extra>",
+          marker: { size: 10, color: t.front, line: { width: 1, color: t.panel } },
+          error_x: bandBars(s, xkey, fx), error_y: bandBars(s, ykey, fy) },
+      ];
+      if (degen.length) {
+        traces.push({ type: "scatter", mode: "markers", name: `degenerate (${degen.length})`, x: pick(xs, degen), y: pick(ys, degen),
+          customdata: pick(s.seq, degen), text: pick(hover, degen), hovertemplate: "%{text}<extra></extra>",
+          marker: { size: 9, symbol: "x-thin-open", color: t.degenerate, line: { width: 2, color: t.degenerate } } });
+      }
+      const zoom = !showAll.checked && front.length > 0;
+      const [xs1, xn] = limitShapes(s.axes.limits, xkey, "x");
+      const [ys1, yn] = limitShapes(s.axes.limits, ykey, "y");
+      const layout = baseLayout({
+        height: window.innerWidth < 600 ? 340 : 420, uirevision: `${id}:${xkey}:${ykey}:${zoom}`,
+        xaxis: axis(label(s, xkey), zoom ? { range: rangeOf(fx) } : { autorange: true }),
+        yaxis: axis(label(s, ykey), zoom ? { range: rangeOf(fy) } : { autorange: true }),
+        shapes: [...xs1, ...ys1], annotations: [...xn, ...yn],
+      });
+      return { traces, layout, gl, all, front, degen };
+    }
+
+    function bindClick(div, id) {
+      if (clickBound.has(id)) return;
+      clickBound.add(id);
+      div.on("plotly_click", (ev) => {
+        if (ev.points.length) window.location.href = `/jobs/${jobId}/trials/${ev.points[0].customdata}`;
+      });
+    }
+
     async function drawPareto(s) {
       const container = document.getElementById("pareto-plots");
-      const frontSet = new Set(s.front);
+      const r = roles(s);
       const h0 = performance.now();
-      const hover = hoverTexts(s);
+      const hover = hoverTexts(s, r);
       timings.hoverTextMs = performance.now() - h0;
       timings.panelMs = [];
-      const ykey = s.axes.y;
-      const ys = ykey ? s.metrics[ykey] || [] : s.seq;
+      const ykey = s.axes.y || "seq";
       const failed = s.trial_status.filter((x) => x !== "completed").length;
       // all panels exist before the first is drawn, so each is drawn at its final width
       for (const p of panelsOf(s)) {
         const id = `plot-${p.device || "seq"}`;
         if (!document.getElementById(id)) {
           container.appendChild(text("div", null, { id, class: "plot", role: "img",
-            "aria-label": `${p.title}: every trial faint, the Pareto front highlighted; click a point to open its trial` }));
+            "aria-label": `${p.title}: every trial, the Pareto front highlighted; the shortlist table above lists the front` }));
         }
       }
+      let front = 0;
       for (const p of panelsOf(s)) {
         const id = `plot-${p.device || "seq"}`;
         const div = document.getElementById(id);
-        const xs = p.x === "seq" ? s.seq : s.metrics[p.x] || [];
-        const all = [], front = [];
-        for (let i = 0; i < s.seq.length; i++) {
-          if (s.trial_status[i] !== "completed" || xs[i] == null || ys[i] == null) continue;
-          all.push(i);
-          if (frontSet.has(s.seq[i])) front.push(i);
+        watch(div);
+        const sc = scatter(s, r, hover, p.x, ykey, id);
+        if (!sc.all.length) {
+          emptyPlot(div, s.seq.length ? `No completed trial to plot (${failed} failed).` : "No trial evaluated yet.");
+          continue;
         }
-        const pick = (arr, idx) => idx.map((i) => arr[i]);
-        const gl = RENDER === "webgl" || (RENDER !== "svg" && all.length > WEBGL_ABOVE && webglAvailable());
-        const traces = [
-          { type: gl ? "scattergl" : "scatter", mode: "markers", name: `all trials (${all.length})`, x: pick(xs, all), y: pick(ys, all),
-            customdata: pick(s.seq, all), text: pick(hover, all), hovertemplate: "%{text}<extra></extra>",
-            marker: { size: 5, color: "#4a6fa5", opacity: 0.3 } },
-          { type: "scatter", mode: "markers", name: `Pareto front (${front.length})`, x: pick(xs, front), y: pick(ys, front),
-            customdata: pick(s.seq, front), text: pick(hover, front), hovertemplate: "%{text}<extra></extra>",
-            marker: { size: 10, color: "#d62728", line: { width: 1, color: "#fff" } } },
-        ];
-        const [xs1, xn] = limitShapes(s.axes.limits, p.x, "x");
-        const [ys1, yn] = ykey ? limitShapes(s.axes.limits, ykey, "y") : [[], []];
-        const layout = {
-          title: { text: p.title, font: { size: 14 } }, hovermode: "closest", height: 420,
-          margin: { l: 60, r: 20, t: 50, b: 50 }, legend: { orientation: "h", y: -0.18 },
-          xaxis: { title: { text: p.x === "seq" ? "evaluation" : `${p.x} (ms)` } },
-          yaxis: { title: { text: ykey || "evaluation" } },
-          shapes: [...xs1, ...ys1], annotations: [...xn, ...yn], uirevision: id,
-        };
+        sc.layout.title = { text: `${label(s, ykey)} vs latency on ${p.device}`, font: { size: 14 } };
+        if (!p.device) sc.layout.title.text = `${label(s, ykey)} by evaluation`;
         const p0 = performance.now();
-        await Plotly.react(div, traces, layout, PLOT_CONFIG);
+        await plot(div, sc.traces, sc.layout);
         timings.panelMs.push(performance.now() - p0);
-        div.dataset.render = gl ? "webgl" : "svg";
-        div.dataset.points = String(all.length);
-        div.dataset.front = String(front.length);
-        if (!clickBound.has(id)) {
-          clickBound.add(id);
-          div.on("plotly_click", (ev) => {
-            if (ev.points.length) window.location.href = `/jobs/${jobId}/trials/${ev.points[0].customdata}`;
-          });
-        }
+        div.dataset.render = sc.gl ? "webgl" : "svg";
+        div.dataset.points = String(sc.all.length);
+        div.dataset.front = String(sc.front.length);
+        front = sc.front.length;
+        bindClick(div, id);
       }
+      const dups = Object.values(s.duplicates || {}).reduce((n, d) => n + d.length, 0);
       document.getElementById("plot-caption").textContent =
         `${s.seq.length} trials evaluated` + (failed ? `, ${failed} failed (not plotted)` : "") +
-        `; ${s.front.length} on the Pareto front` +
-        (Object.keys(s.axes.limits).length ? "; dashed lines are constraints" : "") + ".";
+        `; ${s.front.length - countDupsInFront(s, r)} on the Pareto front` + (dups ? ` (${dups} more with equal metrics listed as duplicates)` : "") +
+        ((s.degenerate || []).length ? `; ${s.degenerate.length} degenerate (marked ×)` : "") +
+        (Object.keys(s.axes.limits).length ? "; dashed lines are constraints" : "") +
+        (front && !showAll.checked ? "; axes zoomed to the front" : "") + ".";
+    }
+    const countDupsInFront = (s, r) => s.front.filter((q) => r.dupOf.has(q)).length;
+
+    function fillAxisChoices(s) {
+      const choices = [{ key: "seq", label: "evaluation" }, ...(s.available || [])];
+      for (const [select, def] of [[axisX, s.axes.panels.length ? s.axes.panels[0].x : "seq"], [axisY, s.axes.y || "seq"]]) {
+        const current = select.value || def;
+        select.replaceChildren(...choices.map((c) => text("option", c.label, { value: c.key })));
+        select.value = choices.some((c) => c.key === current) ? current : def;
+      }
+    }
+
+    async function drawExplore(s) {
+      const div = document.getElementById("plot-explore");
+      watch(div);
+      const xkey = axisX.value, ykey = axisY.value;
+      await ensure(s, [xkey, ykey]);
+      const r = roles(s);
+      const sc = scatter(s, r, hoverTexts(s, r), xkey, ykey, "plot-explore");
+      const caption = document.getElementById("explore-caption");
+      if (!sc.all.length) { emptyPlot(div, "No completed trial has both values."); caption.textContent = ""; div.dataset.ready = "1"; return; }
+      sc.layout.title = { text: `${label(s, ykey)} vs ${label(s, xkey)}`, font: { size: 14 } };
+      await plot(div, sc.traces, sc.layout);
+      bindClick(div, "plot-explore");
+      const src = (k) => (s.available || []).find((a) => a.key === k);
+      const notes = [xkey, ykey].map(src).filter((a) => a && a.source !== "trial")
+        .map((a) => a.source === "table" ? `${a.key} is predicted by its latency table for every trial (the job did not search on it)`
+          : `${a.key} is computed from the architecture`);
+      caption.textContent = `The job's front (highlighted) on these axes` + (notes.length ? `: ${notes.join("; ")}.` : ".");
+      div.dataset.x = xkey;
+      div.dataset.y = ykey;
+      div.dataset.ready = String((Number(div.dataset.ready) || 0) + 1);
     }
 
     async function drawHypervolume(s) {
+      const div = document.getElementById("hv-plot");
+      watch(div);
       const h = s.hypervolume;
-      const x = [...h.evaluations], y = [...h.values];
+      const scale = s.hv_scale;
+      const x = [...h.evaluations];
+      const y = h.values.map((v) => scale ? 100 * v / scale.scale : v);
       if (x.length && h.total > x[x.length - 1]) { x.push(h.total); y.push(y[y.length - 1]); }
-      const ref = Object.entries(s.reference_point).map(([k, v]) => `${k}=${fmt(v)}`).join(", ");
-      const layout = {
-        height: 320, margin: { l: 60, r: 20, t: 30, b: 50 },
-        xaxis: { title: { text: "evaluations" }, rangemode: "tozero" },
-        yaxis: { title: { text: "hypervolume" }, rangemode: "tozero" },
-        title: { text: `reference point ${ref}`, font: { size: 12 } },
-        annotations: x.length ? [] : [{ text: "no feasible trial yet", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }],
-      };
-      await Plotly.react("hv-plot", [{ type: "scatter", mode: "lines", line: { shape: "hv", color: "#1a5fb4" },
-        x, y, name: "hypervolume", hovertemplate: "after %{x} evaluations: %{y:.6g}<extra></extra>" }], layout, PLOT_CONFIG);
+      if (!x.length) { emptyPlot(div, "No feasible trial yet: no hypervolume."); return; }
+      const ref = Object.entries(s.reference_point).map(([k, v]) => `${k}=${sig(v, 4)}`).join(", ");
+      const ytitle = !scale ? "hypervolume (raw units)" : scale.kind === "best" ? "hypervolume (% of the best front)" : "hypervolume (% of own box)";
+      const layout = baseLayout({
+        height: 320, margin: { l: 56, r: 16, t: 30, b: 48 }, showlegend: false,
+        xaxis: axis("evaluations", hvLog.checked ? { type: "log" } : { rangemode: "tozero" }),
+        yaxis: axis(ytitle, { rangemode: "tozero" }),
+        title: { text: scale ? `100 % = ${scale.basis}` : `reference point ${ref}`, font: { size: 11 } },
+      });
+      await plot(div, [{ type: "scatter", mode: "lines", line: { shape: "hv", color: theme().jobs[0] },
+        x, y, name: "hypervolume", hovertemplate: `after %{x} evaluations: %{y:.4g}${scale ? " %" : ""}<extra></extra>` }], layout);
+      div.dataset.scale = scale ? scale.kind : "raw";
+    }
+
+    function showHv(hv) {
+      const scale = series && series.hv_scale;
+      document.getElementById("job-hv").textContent = hv === null || hv === undefined ? DASH
+        : scale ? `${fmt.pct(hv / scale.scale)} of ${scale.kind === "best" ? "the best front" : "the job's own box"}`
+          : sig(hv, 4);
+      const raw = document.getElementById("job-hv-raw");
+      if (raw && hv !== null && hv !== undefined) raw.textContent = `raw ${sig(hv, 4)}` + (scale ? `; 100 % = ${scale.basis}` : "");
     }
 
     function showJob(j) {
@@ -220,7 +445,7 @@
         (phase && phase.epoch !== undefined && !TERMINAL.includes(j.status)
           ? ` · ${phase.strategy} sweep point ${phase.sweep_point}/${phase.sweep_points}, epoch ${phase.epoch}/${phase.epochs}`
           : "");
-      document.getElementById("job-hv").textContent = j.hypervolume === null ? "–" : fmt(j.hypervolume, 6);
+      showHv(j.hypervolume);
       if (TERMINAL.includes(j.status)) {
         document.getElementById("cancel-job").disabled = true;
         const state = document.getElementById("cancel-state");
@@ -234,7 +459,7 @@
       try {
         const wasRunning = !TERMINAL.includes(status);
         showJob(await getJSON(`/v1/jobs/${jobId}`));
-        if (wasRunning) { took = await loadSeries(); table.reload(); }
+        if (wasRunning) { took = await loadSeries(); table.reload(series); }
       } catch (e) {
         document.getElementById("plot-caption").textContent = `Update failed: ${e.message}; retrying.`;
       }
@@ -257,6 +482,11 @@
         btn.disabled = TERMINAL.includes(status);
       }
     });
+    showAll.addEventListener("change", () => { if (series) { drawPareto(series); drawExplore(series); } });
+    for (const sel of [axisX, axisY]) sel.addEventListener("change", () => {
+      if (series) drawExplore(series).catch((e) => { document.getElementById("explore-caption").textContent = `Could not draw: ${e.message}`; });
+    });
+    hvLog.addEventListener("change", () => { if (series) drawHypervolume(series); });
 
     loadSeries().then(() => {
       table.start(series);
@@ -264,7 +494,120 @@
     }).catch((e) => { document.getElementById("plot-caption").textContent = `Could not load trials: ${e.message}`; });
   }
 
-  // The paged, sortable trials table over GET /v1/jobs/{id}/trials.
+  // The shortlist: the front as a table to choose from (sortable, budget filters, chosen columns).
+  function shortlistTable(jobId) {
+    const head = document.getElementById("shortlist-head");
+    const rows = document.getElementById("shortlist-rows");
+    const caption = document.getElementById("shortlist-caption");
+    const budgetKey = document.getElementById("budget-key");
+    const budgetMax = document.getElementById("budget-max");
+    const memoryMax = document.getElementById("memory-max");
+    const statusSel = document.getElementById("shortlist-status");
+    const picker = document.getElementById("shortlist-columns");
+    let s = null, ensure = null, column = null, chosen = null, sort = null, bound = false;
+
+    function cell(key, i) {
+      const v = (column(s, key) || [])[i];
+      const td = text("td", fmt.metric(key, v), { class: "num", "data-key": key });
+      const b = s.bands && s.bands[key];
+      if (b && v != null) td.appendChild(text("small", ` (${fmt.ms(v * b.lo)}–${fmt.ms(v * b.hi)})`, { class: "band",
+        title: `${Math.round(100 * b.level)} % range from the table's held-out validation` }));
+      return td;
+    }
+
+    async function render() {
+      const keys = [...chosen];
+      const mem = memoryMax.value !== "" ? Number(memoryMax.value) : null;
+      const lat = budgetMax.value !== "" ? Number(budgetMax.value) : null;
+      const need = [...keys, ...(lat !== null ? [budgetKey.value] : []), ...(mem !== null ? ["peak_memory_kb"] : [])];
+      await ensure(s, need);
+      const dupOf = new Map();
+      for (const [m, ds] of Object.entries(s.duplicates || {})) for (const d of ds) dupOf.set(d, Number(m));
+      const degenerate = new Set(s.degenerate || []);
+      const index = new Map(s.seq.map((q, i) => [q, i]));
+      let members = s.front.filter((q) => !dupOf.has(q));
+      if (statusSel.value === "all") members = [...members, ...dupOf.keys()];
+      if (statusSel.value === "sound") members = members.filter((q) => !degenerate.has(q));
+      const total = members.length;
+      members = members.filter((q) => {
+        const i = index.get(q);
+        if (i === undefined) return false;
+        if (lat !== null && !((column(s, budgetKey.value) || [])[i] <= lat)) return false;
+        if (mem !== null && !((column(s, "peak_memory_kb") || [])[i] <= mem)) return false;
+        return true;
+      });
+      const [sk, desc] = sort;
+      const val = (q) => sk === "seq" ? q : (column(s, sk) || [])[index.get(q)];
+      members.sort((a, b) => {
+        const va = val(a), vb = val(b);
+        if (va == null) return 1;
+        if (vb == null) return -1;
+        return desc ? vb - va : va - vb;
+      });
+      head.replaceChildren(...[["seq", "Trial"], ...keys.map((k) => [k, (s.labels && s.labels[k]) || k]), ["arch", "Architecture"]].map(([k, name]) => {
+        const th = text("th", null, { scope: "col" });
+        if (k === "arch") { th.textContent = name; return th; }
+        th.setAttribute("aria-sort", sk === k ? (desc ? "descending" : "ascending") : "none");
+        const b = text("button", name, { type: "button", class: "sort", "data-sort": k });
+        b.addEventListener("click", () => {
+          sort = [k, sk === k ? !desc : false];
+          render().then(() => head.querySelector(`button[data-sort="${CSS.escape(k)}"]`).focus());
+        });
+        th.appendChild(b);
+        return th;
+      }));
+      rows.replaceChildren(...members.map((q) => {
+        const i = index.get(q);
+        const tr = text("tr", null, { "data-seq": String(q) });
+        const first = text("td", null, { class: "num" });
+        first.appendChild(text("a", String(q), { href: `/jobs/${jobId}/trials/${q}` }));
+        if (dupOf.has(q)) first.appendChild(text("small", ` duplicate of ${dupOf.get(q)}`, { class: "tag" }));
+        if (degenerate.has(q)) first.appendChild(text("small", " degenerate", { class: "tag tag-bad" }));
+        tr.appendChild(first);
+        for (const k of keys) tr.appendChild(cell(k, i));
+        const arch = text("td");
+        arch.appendChild(text("code", s.arch[i]));
+        tr.appendChild(arch);
+        return tr;
+      }));
+      caption.textContent = `${members.length} of ${total} front architectures shown` +
+        (lat !== null ? `; ${budgetKey.value} ≤ ${sig(lat)} ms` : "") + (mem !== null ? `; peak memory ≤ ${sig(mem)} KB` : "") + ".";
+      rows.dataset.ready = String((Number(rows.dataset.ready) || 0) + 1);
+    }
+
+    return {
+      show(series, ensureFn, columnFn) {
+        s = series; ensure = ensureFn; column = columnFn;
+        const available = s.available || [];
+        if (chosen === null) {
+          chosen = new Set([...s.objectives.map((o) => o.key), ...(s.constraint_keys || [])]);
+          sort = [s.objectives[0].key, s.objectives[0].goal === "maximize"];
+          picker.replaceChildren(picker.querySelector("legend") || text("legend", "Columns to show"), ...available.map((a) => {
+            const id = `col-${a.key.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+            const box = text("input", null, { type: "checkbox", id, value: a.key });
+            box.checked = chosen.has(a.key);
+            box.addEventListener("change", () => { if (box.checked) chosen.add(a.key); else chosen.delete(a.key); render(); });
+            const wrap = text("div");
+            wrap.append(box, text("label", a.label, { for: id }));
+            return wrap;
+          }));
+          const lat = available.filter((a) => a.key.startsWith("latency_ms@"));
+          budgetKey.replaceChildren(...lat.map((a) => text("option", a.key, { value: a.key })));
+          if (!lat.length) budgetKey.disabled = budgetMax.disabled = true;
+          if (!available.some((a) => a.key === "peak_memory_kb")) memoryMax.disabled = true;
+        }
+        if (!bound) {
+          bound = true;
+          for (const el of [budgetKey, statusSel]) el.addEventListener("change", render);
+          for (const el of [budgetMax, memoryMax]) el.addEventListener("input", render);
+          document.getElementById("shortlist-filters").addEventListener("submit", (e) => { e.preventDefault(); render(); });
+        }
+        return render();
+      },
+    };
+  }
+
+  // The paged, sortable trials table over GET /v1/jobs/{id}/trials ("on the front" pages the series locally).
   function trialsTable(jobId) {
     const head = document.getElementById("trials-head");
     const rows = document.getElementById("trials-rows");
@@ -272,7 +615,8 @@
     const prev = document.getElementById("trials-prev");
     const next = document.getElementById("trials-next");
     const size = document.getElementById("trials-size");
-    let columns = [], sort = "seq", offset = 0, total = 0, started = false;
+    const statusSel = document.getElementById("trials-status");
+    let columns = [], sort = "seq", offset = 0, total = 0, started = false, series = null;
 
     function header() {
       head.replaceChildren(...columns.map((c) => {
@@ -292,24 +636,52 @@
       }));
     }
 
+    // The front from the series, sorted and paged like the API would.
+    function frontPage(n) {
+      const s = series, index = new Map(s.seq.map((q, i) => [q, i]));
+      const key = sort.replace(/^-/, ""), desc = sort.startsWith("-");
+      const val = (q) => key === "seq" ? q : key.startsWith("metric:") ? (s.metrics[key.slice(7)] || [])[index.get(q)] : key === "status" ? "completed" : null;
+      const seqs = [...s.front].sort((a, b) => { const va = val(a), vb = val(b); if (va == null) return 1; if (vb == null) return -1; return desc ? (vb > va ? 1 : vb < va ? -1 : 0) : (va > vb ? 1 : va < vb ? -1 : 0); });
+      const items = seqs.slice(offset, offset + n).map((q) => {
+        const i = index.get(q);
+        const metrics = {};
+        for (const [k, v] of Object.entries(s.metrics)) if (v[i] !== null) metrics[k] = v[i];
+        return { seq: q, arch: s.arch[i], status: s.trial_status[i], metrics, duration_s: null, error: null };
+      });
+      return { total: seqs.length, items };
+    }
+
     async function load() {
       const n = Number(size.value);
-      const page = await getJSON(`/v1/jobs/${jobId}/trials?sort=${encodeURIComponent(sort)}&limit=${n}&offset=${offset}`);
+      const filter = statusSel.value;
+      const page = filter === "front" ? frontPage(n)
+        : await getJSON(`/v1/jobs/${jobId}/trials?sort=${encodeURIComponent(sort)}&limit=${n}&offset=${offset}` + (filter ? `&status=${filter}` : ""));
       total = page.total;
+      const frontSet = new Set(series ? series.front : []);
+      const dupOf = new Map();
+      for (const [m, ds] of Object.entries((series && series.duplicates) || {})) for (const d of ds) dupOf.set(d, Number(m));
+      const degenerate = new Set((series && series.degenerate) || []);
       rows.replaceChildren(...page.items.map((t) => {
         const tr = text("tr", null, { "data-seq": String(t.seq) });
         for (const c of columns) {
           const td = text("td", null, c.num ? { class: "num" } : {});
           if (c.key === "seq") td.appendChild(text("a", String(t.seq), { href: `/jobs/${jobId}/trials/${t.seq}` }));
           else if (c.key === "arch") td.appendChild(text("code", t.arch));
-          else if (c.key === "status") td.textContent = t.status + (t.error ? ` — ${t.error}` : "");
-          else if (c.key === "duration_s") td.textContent = fmt(t.duration_s, 3);
-          else td.textContent = fmt(t.metrics[c.key], 5);
+          else if (c.key === "status") {
+            td.textContent = t.status + (t.error ? ` — ${t.error}` : "");
+            if (degenerate.has(t.seq)) td.appendChild(text("small", " degenerate", { class: "tag tag-bad" }));
+          } else if (c.key === "front") td.textContent = dupOf.has(t.seq) ? `duplicate of ${dupOf.get(t.seq)}` : frontSet.has(t.seq) ? "front" : "";
+          else if (c.key === "duration_s") td.textContent = fmt.dur(t.duration_s);
+          else {
+            td.textContent = fmt.metric(c.key, t.metrics[c.key]);
+            const b = series && series.bands && series.bands[c.key], v = t.metrics[c.key];
+            if (b && v != null) td.title = `${Math.round(100 * b.level)} % range ${fmt.ms(v * b.lo)}–${fmt.ms(v * b.hi)} (the table's held-out validation)`;
+          }
           tr.appendChild(td);
         }
         return tr;
       }));
-      range.textContent = total ? `trials ${offset + 1}–${Math.min(offset + n, total)} of ${total}` : "no trials yet";
+      range.textContent = total ? `trials ${offset + 1}–${Math.min(offset + n, total)} of ${total}` : "no trials match";
       prev.disabled = offset === 0;
       next.disabled = offset + n >= total;
     }
@@ -317,18 +689,21 @@
     prev.addEventListener("click", () => { offset = Math.max(0, offset - Number(size.value)); load(); });
     next.addEventListener("click", () => { offset += Number(size.value); load(); });
     size.addEventListener("change", () => { offset = 0; load(); });
+    statusSel.addEventListener("change", () => { offset = 0; load(); });
 
     return {
       start(s) {
+        series = s;
         const keys = Object.keys(s.metrics).sort();
         columns = [{ key: "seq", label: "Trial", sort: "seq", num: true }, { key: "status", label: "Status", sort: "status" },
+          { key: "front", label: "Front" },
           ...keys.map((k) => ({ key: k, label: k, sort: `metric:${k}`, num: true })),
-          { key: "duration_s", label: "Duration (s)", sort: "duration_s", num: true }, { key: "arch", label: "Architecture" }];
+          { key: "duration_s", label: "Duration", sort: "duration_s", num: true }, { key: "arch", label: "Architecture" }];
         started = true;
         header();
         return load();
       },
-      reload() { if (started) load(); },
+      reload(s) { if (s) series = s; if (started) load(); },
     };
   }
 
@@ -339,40 +714,63 @@
     if (ids.length < 2) return;
     const caption = document.getElementById("compare-caption");
     try {
-      const [fronts, jobs] = await Promise.all([
-        Promise.all(ids.map((id) => getJSON(`/v1/jobs/${id}/pareto`))),
-        Promise.all(ids.map((id) => getJSON(`/v1/jobs/${id}`)))]);
-      const keysOf = (f) => f.objectives.map((o) => o.key);
-      const devices = [...new Set(fronts.flatMap((f) => f.objectives.filter((o) => o.device).map((o) => o.device)))].sort();
-      const plain = fronts.flatMap((f) => f.objectives.filter((o) => !o.device).map((o) => o.key));
-      const ykey = plain.includes("accuracy") ? "accuracy" : plain[0];
+      const data = await getJSON(`/compare.json?jobs=${encodeURIComponent(ids.join(","))}`);
+      const t = theme();
+      // one colour per job, the same in every panel
+      const colour = new Map(data.jobs.map((j, i) => [j.id, t.jobs[i % t.jobs.length]]));
       const container = document.getElementById("compare-plots");
       const notes = [];
-      const divs = devices.map((device) => container.appendChild(text("div", null, { id: `compare-${device}`, class: "plot", role: "img" })));
-      for (const [d, device] of devices.entries()) {
+      const panels = [];
+      for (const device of data.devices) {
         const xkey = `latency_ms@${device}`;
+        const on = data.jobs.filter((j) => j.devices.includes(device) && j.y);
+        // jobs whose y metrics differ never share an axis: one panel per metric
+        const groups = [...new Set(on.map((j) => j.y_label))];
+        if (groups.length > 1) notes.push(`on ${device}, ${groups.join(" and ")} are different metrics, so they get separate panels`);
+        groups.forEach((ylabel, g) => panels.push({ device, xkey, ylabel, jobs: on.filter((j) => j.y_label === ylabel),
+          id: g ? `compare-${device}-${g}` : `compare-${device}` }));
+      }
+      const divs = panels.map((p) => container.appendChild(text("div", null, { id: p.id, class: "plot", role: "img",
+        "data-y": p.ylabel, "data-device": p.device })));
+      for (const [n, p] of panels.entries()) {
         const traces = [];
-        fronts.forEach((f, j) => {
-          const pts = f.trials.filter((t) => t.metrics[xkey] !== undefined && t.metrics[ykey] !== undefined)
-            .sort((a, b) => a.metrics[xkey] - b.metrics[xkey]);
-          if (!pts.length) { notes.push(`${jobs[j].name || jobs[j].id} has no front on ${device}`); return; }
-          const twoObjectives = keysOf(f).length === 2 && keysOf(f).includes(xkey);
-          traces.push({ type: "scatter", mode: twoObjectives ? "lines+markers" : "markers", line: { shape: "hv", dash: "dot" },
-            name: `${jobs[j].name || jobs[j].id.slice(0, 8)} (${pts.length})`, x: pts.map((t) => t.metrics[xkey]),
-            y: pts.map((t) => t.metrics[ykey]), customdata: pts.map((t) => `${ids[j]}/trials/${t.seq}`),
-            text: pts.map((t) => `${jobs[j].name}: trial ${t.seq}<br>${t.arch}`),
-            hovertemplate: `%{text}<br>${xkey}: %{x:.4g}<br>${ykey}: %{y:.4g}<extra></extra>`, marker: { size: 8 } });
-        });
-        const div = divs[d];
-        div.setAttribute("aria-label", `Pareto fronts of ${traces.length} jobs: ${ykey} vs latency on ${device}`);
-        await Plotly.newPlot(div, traces, {
-          title: { text: `${ykey} vs latency on ${device}`, font: { size: 14 } }, height: 440, hovermode: "closest",
-          margin: { l: 60, r: 20, t: 50, b: 50 }, legend: { orientation: "h", y: -0.18 },
-          xaxis: { title: { text: `${xkey} (ms)` } }, yaxis: { title: { text: ykey } } }, PLOT_CONFIG);
+        for (const j of p.jobs) {
+          const pts = j.front.map((f) => ({ f, x: f.metrics[p.xkey] ?? f.projected[p.xkey], y: f.metrics[j.y] }))
+            .filter((q) => q.x !== undefined && q.x !== null && q.y !== undefined).sort((a, b) => a.x - b.x);
+          const projected = !j.searched_devices.includes(p.device);
+          if (!pts.length) { notes.push(`${j.name} has no front point on ${p.device}`); continue; }
+          const c = colour.get(j.id);
+          traces.push({ type: "scatter", mode: j.objective_keys.length === 2 && !projected ? "lines+markers" : "markers",
+            line: { shape: "hv", dash: "dot", color: c }, showlegend: true,
+            name: `${j.name} (${pts.length})${projected ? ` predicted on ${p.device}` : ""}`,
+            x: pts.map((q) => q.x), y: pts.map((q) => q.y), customdata: pts.map((q) => `${j.id}/trials/${q.f.seq}`),
+            text: pts.map((q) => `${j.name}: trial ${q.f.seq}<br>${q.f.arch}`),
+            hovertemplate: `%{text}<br>${p.xkey}: %{x:.4g} ms<br>${p.ylabel}: %{y:.4g}<extra></extra>`,
+            marker: { size: 8, color: c, symbol: projected ? "diamond-open" : "circle", line: { color: c, width: projected ? 2 : 0 } } });
+          if (projected) notes.push(`${j.name} did not search on ${p.device}: its front is predicted there by the device's table`);
+        }
+        const div = divs[n];
+        watch(div);
+        div.setAttribute("aria-label", `Pareto fronts of ${traces.length} jobs: ${p.ylabel} vs latency on ${p.device}`);
+        await plot(div, traces, baseLayout({
+          title: { text: `${p.ylabel} vs latency on ${p.device}`, font: { size: 14 } }, height: window.innerWidth < 600 ? 360 : 440,
+          showlegend: true, xaxis: axis(`${p.xkey} (ms)`), yaxis: axis(p.ylabel) }));
+        div.dataset.colours = JSON.stringify(traces.map((tr) => tr.marker.color));
         div.on("plotly_click", (ev) => { if (ev.points.length) window.location.href = `/jobs/${ev.points[0].customdata}`; });
       }
-      caption.textContent = `Fronts of ${ids.length} jobs on ${devices.length} device${devices.length === 1 ? "" : "s"}.` +
-        (notes.length ? ` ${notes.join("; ")}.` : "");
+      const hvRows = document.getElementById("compare-hv");
+      if (hvRows) hvRows.replaceChildren(...data.jobs.map((j) => {
+        const tr = text("tr", null, { "data-job": j.id });
+        const name = text("th", null, { scope: "row" });
+        name.append(text("span", "●", { class: "swatch", "aria-hidden": "true", "data-colour": colour.get(j.id) }), ` ${j.name}`);
+        tr.append(name, text("td", j.y_label || DASH),
+          text("td", j.hv ? `${fmt.pct(j.hv.fraction)} of ${j.hv.kind === "best" ? "the best front" : "own box"}` : DASH, { class: "num" }),
+          text("td", sig(j.hypervolume, 4), { class: "num" }));
+        return tr;
+      }));
+      for (const sw of document.querySelectorAll("#compare-hv .swatch")) sw.style.color = sw.dataset.colour;
+      caption.textContent = `Fronts of ${data.jobs.length} jobs on ${data.devices.length} device${data.devices.length === 1 ? "" : "s"}; one colour per job in every panel.` +
+        (notes.length ? ` ${[...new Set(notes)].join("; ")}.` : "");
       document.body.dataset.plotsReady = "1";
     } catch (e) {
       caption.textContent = `Could not load the fronts: ${e.message}`;

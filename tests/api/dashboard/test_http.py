@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import csv
+import gzip
+import hashlib
 import io
 import json
+import os
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,6 +17,7 @@ from urllib.parse import quote
 import plotly
 import pytest
 
+from api.dashboard.formatting import percent, sig
 from tests.api.dashboard.conftest import DashboardServer
 
 
@@ -94,9 +100,41 @@ def test_devices_page_lists_every_table_with_its_validation(dashboard_server: Da
     devices = dashboard_server.client.get("/v1/devices").json()
     html = dashboard_server.client.get("/devices").text
     assert html.count('<tr id="dev-') == len(devices) > 0
-    pixel3 = next(d for d in devices if d["name"] == "pixel3")
-    assert f"{pixel3['validation']['kendall_tau']:.3f}" in html
-    assert f"{100 * pixel3['validation']['within_10pct']:.1f}%" in html
+    pixel3 = next(d for d in devices if d["name"] == "pixel3" and d["space"] == "nb201")
+    row = html.split('<tr id="dev-pixel3-nb201"', 1)[1].split("</tr>", 1)[0]
+    v = pixel3["validation"]
+    # one formatter for every percentage: a MAPE stored as a fraction is shown x100, like within ±10 %
+    assert f'data-col="mape">{percent(v["mape"])}<' in row and v["mape"] > 0.5 and "104 %" in row
+    assert f'data-col="within_10pct">{percent(v["within_10pct"])}<' in row and "66.7 %" in row
+    assert sig(v["kendall_tau"]) in row
+    # the long fitting method is written once below the table, not in every row
+    assert html.count(pixel3["provenance"]["method"]) == 1
+
+
+def test_assets_are_compressed_and_cached_by_content_hash(dashboard_server: DashboardServer) -> None:
+    c = dashboard_server.client
+    page = c.get(f"/jobs/{dashboard_server.jobs['multi']['id']}").text
+    url = re.search(r'src="(/assets/plotly\.min\.[0-9a-f]{12}\.js)"', page)[1]
+    raw = (Path(plotly.__file__).parent / "package_data" / "plotly.min.js").read_bytes()
+    assert url == f"/assets/plotly.min.{hashlib.sha256(raw).hexdigest()[:12]}.js"
+    for encoding in ("gzip", "br"):
+        with c.stream("GET", url, headers={"Accept-Encoding": encoding}) as r:
+            wire = b"".join(r.iter_raw())
+            assert r.headers["content-encoding"] == encoding
+            assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+            assert "Accept-Encoding" in r.headers["vary"]
+        decoded = gzip.decompress(wire) if encoding == "gzip" else __import__("brotli").decompress(wire)
+        assert decoded == raw and len(wire) < 1_500_000 < len(raw)
+    with c.stream("GET", url, headers={"Accept-Encoding": "identity"}) as r:
+        assert "content-encoding" not in r.headers and b"".join(r.iter_raw()) == raw
+    stale = c.get("/assets/plotly.min.000000000000.js")
+    assert stale.status_code == 200 and "immutable" not in stale.headers["cache-control"]
+    assert c.get("/assets/nothing.0123456789ab.js").status_code == 404
+    for name in ("dashboard.js", "dashboard.css", "early.js"):
+        assert re.search(rf'/assets/{name.split(".")[0]}\.[0-9a-f]{{12}}\.{name.split(".")[1]}', page), name
+    with c.stream("GET", f"/jobs/{dashboard_server.jobs['multi']['id']}/series.json",
+                  headers={"Accept-Encoding": "gzip"}) as r:
+        assert r.headers["content-encoding"] == "gzip"
 
 
 def test_architecture_page_of_another_space_draws_its_layers(dashboard_server: DashboardServer) -> None:
@@ -127,3 +165,22 @@ def test_trial_page_links_to_working_exports(dashboard_server: DashboardServer) 
     assert r.status_code == 200
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
     assert any(n.endswith("manifest.json") for n in names)
+
+
+def test_cli_pareto_shows_trial_ids_sorted_by_the_first_objective(dashboard_server: DashboardServer) -> None:
+    from tests.conftest import hwnas_cmd
+
+    job = dashboard_server.jobs["multi"]
+    front = dashboard_server.client.get(f"/v1/jobs/{job['id']}/pareto").json()["trials"]
+    run = subprocess.run(hwnas_cmd("pareto", job["id"], "--url", dashboard_server.url),
+                         env={**os.environ, "COLUMNS": "250", "HWNAS_API_KEY": "unused-in-embedded-mode"},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rows = [line for line in run.stdout.splitlines() if line.startswith("│")]
+    cells = [[c.strip() for c in r.strip("│").split("│")] for r in rows]
+    by_id = {t["id"]: t for t in front}
+    assert sorted(int(c[1]) for c in cells) == sorted(by_id)  # every trial id, once
+    assert [int(c[2]) for c in cells] == [by_id[int(c[1])]["seq"] for c in cells]
+    accuracies = [by_id[int(c[1])]["metrics"]["accuracy"] for c in cells]
+    assert accuracies == sorted(accuracies, reverse=True)  # best first
+    assert "trial id" in run.stdout and "hwnas export" in run.stdout

@@ -137,3 +137,31 @@ def test_fast_hypervolume_equals_nas_pareto(dims: int) -> None:
         points[: n // 4] = np.round(points[: n // 4], 1)  # ties and duplicates
         reference = np.full(dims, 0.2)
         assert _hypervolume(points, reference) == pytest.approx(hypervolume(points, reference), rel=1e-12, abs=1e-15)
+
+
+def test_numbers_are_formatted_for_people() -> None:
+    from api.dashboard.formatting import duration_s, kilobytes, metric, milliseconds, percent, si
+
+    assert percent(0.0104) == "1.04 %" and percent(0.667) == "66.7 %" and percent(1.0430512870739705) == "104 %"
+    assert si(51036800) == "51.0 M" and si(1500) == "1.50 k" and si(999) == "999"
+    assert duration_s(8e-06) == "8 µs" and duration_s(0.0123) == "12.3 ms" and duration_s(75) == "75.0 s"
+    assert milliseconds(3.21) == "3.21 ms" and milliseconds(1234) == "1.23 s"
+    assert kilobytes(48) == "48 KB" and kilobytes(2048) == "2.00 MB"
+    assert metric("macs", 5.10368e7) == "51.0 M" and metric("latency_ms@pixel3", 0.5) == "500 µs"
+    assert metric("accuracy", 93.456) == "93.46" and percent(None) == "–"
+
+
+def test_proxy_scores_are_named_and_duplicates_listed_once() -> None:
+    from api.dashboard.series import duplicates_of, metric_label
+
+    proxy = JobSpec.model_validate({**SPEC.model_dump(exclude_none=True),
+                                    "evaluator": {"type": "proxy", "proxy": "naswot"}})
+    assert metric_label(proxy, "accuracy") == "naswot score (zero-cost proxy)"
+    assert "accuracy" in metric_label(SPEC, "accuracy") and "t" in metric_label(SPEC, "accuracy")
+
+    def trial(seq: int, acc: float, lat: float) -> Trial:
+        return Trial(seq=seq, arch="a", status="completed", metrics={"accuracy": acc, "latency_ms@pixel3": lat})
+
+    trials = [trial(0, 50.0, 2.0), trial(1, 50.0, 2.0), trial(2, 60.0, 3.0), trial(3, 50.0, 2.0)]
+    # a front stored before the rule held both 0 and 1: 1 and 3 are listed as duplicates of 0
+    assert duplicates_of(SPEC, [0, 1, 2], trials) == {0: [1, 3]}
