@@ -16,4 +16,8 @@ COPY migrations ./migrations
 COPY hwnas ./hwnas
 RUN pip install .
 EXPOSE 8000
+# Authenticated: needs HWNAS_DATABASE_URL (PostgreSQL) and HWNAS_BROKER_URL (Redis), and refuses
+# to start without them (embedded mode, which has no keys, never listens on 0.0.0.0).
+# Workers run as root here so that command evaluators, when an operator enables them, drop to `nobody`.
+ENV HWNAS_EMBEDDED=false HWNAS_ALLOW_COMMAND_EVALUATOR=false
 CMD ["hwnas", "serve", "--host", "0.0.0.0"]

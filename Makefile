@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml client/pyproject.toml
 
 install: $(STAMP)
 
+# embedded mode (no keys, 127.0.0.1 only) is what the demo is: say so
 demo: $(STAMP)
-	$(BIN)/hwnas demo
+	HWNAS_EMBEDDED=true $(BIN)/hwnas demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -17,6 +17,7 @@ from api.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from api.routers import catalog, exports, health, jobs, spaces
 from hwnas_settings.version import __version__
 from hwnas_settings import Settings, get_settings
+from nas.export.service import ExportRunner
 from nas.local_worker import LocalWorker
 from nas.service import register_shipped_tables
 from storage.db import make_engine, make_session_factory
@@ -29,6 +30,7 @@ OPERATION_TASK = "hwnas.device_operation"
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.check_serving()  # raises UnsafeSettings saying what to set
     engine = make_engine(settings.database_url)
     factory = make_session_factory(engine)
 
@@ -41,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             upgrade(settings.database_url)
             register_shipped_tables(factory)
             worker = LocalWorker(factory, lease_seconds=settings.lease_seconds,
-                                 threads=settings.embedded_workers)
+                                 threads=settings.embedded_workers, settings=settings)
             app.state.enqueue = worker.enqueue
             resumed = worker.resume_pending()
             log.warning("embedded mode: database %s, in-process worker, no authentication "
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                                                          queue=settings.queue)
             app.state.ping_broker = lambda: sender.connection_for_write().ensure_connection(max_retries=1)
         yield
+        app.state.export_runner.shutdown()
         if worker:
             worker.shutdown()
         engine.dispose()
@@ -65,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.session_factory = factory
     app.state.key_cache = KeyCache()
-    app.state.rate_limiter = RedisRateLimiter(settings.broker_url) if settings.broker_url else MemoryRateLimiter()
+    app.state.export_runner = ExportRunner(settings.export_workers, settings.export_queue, settings.export_timeout_s)
+    app.state.rate_limiter = RedisRateLimiter(settings.broker_url) if settings.broker_url and not settings.embedded else MemoryRateLimiter()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     problems.install(app)
     for router in (jobs.router, exports.router, spaces.router, catalog.router, health.router, dashboard.router):

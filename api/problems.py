@@ -14,9 +14,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nas.catalog import SpecError
-from nas.service import QuotaExceeded
+from sqlalchemy.exc import SQLAlchemyError
+
+from nas.service import IdempotencyMismatch, QuotaExceeded
 from nas.registry import EVALUATORS
-from storage.db import Conflict, InvalidData, Unavailable
+from storage.db import Conflict, InvalidData, StorageError, Unavailable
 
 log = logging.getLogger("hwnas.api")
 MEDIA_TYPE = "application/problem+json"
@@ -132,13 +134,32 @@ def install(app: FastAPI) -> None:
         return _response(request, Problem(429, "Quota exceeded", str(exc),
                                           headers={"Retry-After": str(exc.retry_after_s)}))
 
+    @app.exception_handler(IdempotencyMismatch)
+    async def _idempotency(request: Request, exc: IdempotencyMismatch) -> JSONResponse:
+        return _response(request, Problem(422, "Idempotency-Key reused", str(exc),
+                                          [field_error("idempotency-key", str(exc))]))
+
+    # Database and driver errors: the details (SQL, types, values) go to the log, never to the client.
     @app.exception_handler(InvalidData)
     async def _invalid_data(request: Request, exc: InvalidData) -> JSONResponse:
-        return _response(request, Problem(422, "Invalid request", f"the database refused a value: {exc}"))
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc)
+        return _response(request, Problem(422, "Invalid request", "the request holds a value the service cannot "
+                                          "store (too large, too long or not representable)"))
 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+        log.warning("database conflict on %s %s: %s", request.method, request.url.path, exc)
         return _response(request, Problem(409, "Conflict", "the request conflicts with stored data"))
+
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _response(request, Problem(500, "Internal server error", "the error was logged on the server"))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _driver(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        log.error("database driver error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _response(request, Problem(500, "Internal server error", "the error was logged on the server"))
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Fixed-window request counting per tenant: in Redis when there is one (shared by every
+"""Fixed-window request counting (per tenant, per client address for failed logins): in Redis when there is one (shared by every
 API process), else in this process."""
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ WINDOW_S = 60
 class RateLimiter(Protocol):
     def hit(self, key: str, limit: int) -> int | None:
         """Count one request; None if allowed, else seconds until the window resets."""
+
+    def peek(self, key: str, limit: int) -> int | None:
+        """Like ``hit`` for a request that would be the next one, without counting it."""
 
 
 class MemoryRateLimiter:
@@ -29,6 +32,13 @@ class MemoryRateLimiter:
             count = self._counts.get((key, window), 0) + 1
             self._counts[(key, window)] = count
         return None if count <= limit else max(1, int((window + 1) * WINDOW_S - now))
+
+    def peek(self, key: str, limit: int) -> int | None:
+        now = time.time()
+        window = int(now // WINDOW_S)
+        with self._lock:
+            count = self._counts.get((key, window), 0)
+        return None if count < limit else max(1, int((window + 1) * WINDOW_S - now))
 
 
 class RedisRateLimiter:
@@ -50,3 +60,12 @@ class RedisRateLimiter:
         except Exception:  # Redis down: limit per process rather than fail every request
             return self._fallback.hit(key, limit)
         return None if count <= limit else max(1, int((window + 1) * WINDOW_S - now))
+
+    def peek(self, key: str, limit: int) -> int | None:
+        now = time.time()
+        window = int(now // WINDOW_S)
+        try:
+            count = int(self._redis.get(f"hwnas:ratelimit:{key}:{window}") or 0)
+        except Exception:
+            return self._fallback.peek(key, limit)
+        return None if count < limit else max(1, int((window + 1) * WINDOW_S - now))

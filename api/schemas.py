@@ -117,9 +117,26 @@ class SearchSpaceDetail(SearchSpacePublic):
     versions: list[SearchSpaceVersion]
 
 
+class StrategyParamPublic(BaseModel):
+    """One declared strategy param: its JSON type, default and bounds (absent when unbounded)."""
+
+    name: str
+    type: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: float | None = None
+    exclusive_maximum: float | None = None
+    choices: list[Any] | None = None
+    max_items: int | None = None
+    description: str = ""
+
+
 class StrategyPublic(BaseModel):
     name: str
     description: str
+    #: What ``strategy.params`` may hold; anything else is a 422 naming ``strategy.params.X``.
+    params: list[StrategyParamPublic] = []
 
 
 class DevicePublic(BaseModel):
@@ -130,6 +147,12 @@ class DevicePublic(BaseModel):
     entries: int
     provenance: dict[str, Any]
     validation: dict[str, Any]
+    #: "shipped" (comes with hwnas), "yours" (the caller uploaded it) or "shared" (another tenant shared it)
+    owner: Literal["shipped", "yours", "shared"] = "shipped"
+    #: whether every tenant may see and use it
+    shared: bool = True
+    #: SHA-256 of the stored table: the version a job submitted now pins
+    content_hash: str = ""
     #: The device's measurement agent: online, last_seen, runtime, environment (None: never seen).
     agent: dict[str, Any] | None = None
 
@@ -163,8 +186,10 @@ class OperationPublic(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    version: str
-    mode: str
-    database: str
-    broker: str
+    """Up or down per component; version and mode only for a caller with a key (or embedded mode)."""
+
+    status: Literal["ok", "down"]
+    database: Literal["up", "down"]
+    broker: Literal["up", "down", "embedded"]
+    version: str | None = None
+    mode: str | None = None

@@ -85,6 +85,7 @@ def write_job(database_url: str, trials: int) -> str:
     from hwnas_settings import Settings
     from nas.service import DbCatalog, Quotas, submit
     from nas.spec import JobSpec
+    from storage import hypervolume as hv_q
     from storage import jobs as jobs_q
     from storage import tenants as tenants_q
     from storage.db import make_engine, make_session_factory, session_scope
@@ -110,8 +111,10 @@ def write_job(database_url: str, trials: int) -> str:
     archive = ParetoArchive(search.objectives, search.reference)
     best: dict[str, Any] | None = None
     now = dt.datetime.now(dt.UTC)
+    current = 0.0
     for start in range(0, trials, 1000):
         rows = []
+        history: list[tuple[int, float]] = []  # the worker's stored hypervolume history (nas.engine)
         for i in range(start, min(start + 1000, trials)):
             metrics = {k: float(v[i]) for k, v in free.items()}
             metrics["accuracy"] = float(table.lookup(search.space, archs[i])[spec.evaluator.metric])
@@ -120,11 +123,15 @@ def write_job(database_url: str, trials: int) -> str:
                          "finished_at": now, "duration_s": 0.0})
             if search.satisfies_constraints(metrics):
                 archive.add(i, metrics)
+                if archive.hypervolume() != current:
+                    current = archive.hypervolume()
+                    history.append((i + 1, current))
                 if best is None or metrics["accuracy"] > best["metrics"]["accuracy"]:
                     best = {"seq": i, "arch": archs[i], "metrics": metrics}
         with session_scope(factory) as s:
             jobs_q.record_batch(s, job.id, token, rows, checkpoint={}, evaluated=start + len(rows), failed=0,
                                 front=archive.trial_ids, hypervolume=archive.hypervolume(), best=best)
+            hv_q.append(s, job.id, history)
     with session_scope(factory) as s:
         jobs_q.finish(s, job.id, token, "succeeded")
     engine.dispose()

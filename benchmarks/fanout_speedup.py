@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def command(sleep_s: float) -> str:
     """Sleeps, then scores the architecture by a checksum (any stable number will do)."""
-    return (f"sleep {sleep_s}; printf '{{\"accuracy\": %s}}\\n' "
-            "$(printf %s {arch} | cksum | cut -d' ' -f1 | cut -c1-2)")
+    return (f"sh -c 'sleep {sleep_s}; printf \"{{\\\"accuracy\\\": %s}}\\\\n\" "
+            "$(printf %s \"$HWNAS_ARCH\" | cksum | cut -d\" \" -f1 | cut -c1-2)'")
 
 
 @contextmanager
@@ -78,7 +78,7 @@ def run(server: str, redis_url: str, count: int, evaluations: int, batch: int,
         factory = make_session_factory(engine)
         register_shipped_tables(factory)
         queue = f"hwnas-bench-{uuid.uuid4().hex[:8]}"
-        env = {**os.environ, "HWNAS_DATABASE_URL": url, "HWNAS_BROKER_URL": redis_url, "HWNAS_QUEUE": queue,
+        env = {**os.environ, "HWNAS_ALLOW_COMMAND_EVALUATOR": "true", "HWNAS_DATABASE_URL": url, "HWNAS_BROKER_URL": redis_url, "HWNAS_QUEUE": queue,
                "PYTHONUNBUFFERED": "1"}
         spec = JobSpec.model_validate({
             "space": "nb201", "strategy": {"name": "evolution", "params": {"population_size": 16, "sample_size": 4}},

@@ -103,7 +103,7 @@ def main() -> None:
 def run_load(args: argparse.Namespace, db_url: str) -> None:
     """The stack on ``db_url``, a running job, then Locust against it."""
     port = 18000 + os.getpid() % 1000
-    env = {**os.environ, "HWNAS_DATABASE_URL": db_url, "HWNAS_BROKER_URL": args.redis,
+    env = {**os.environ, "HWNAS_ALLOW_COMMAND_EVALUATOR": "true", "HWNAS_DATABASE_URL": db_url, "HWNAS_BROKER_URL": args.redis,
            "HWNAS_QUEUE": f"load-{uuid.uuid4().hex[:8]}", "HWNAS_PORT": str(port)}
     logs = Path(tempfile.mkdtemp(prefix="hwnas-load-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -123,7 +123,7 @@ def run_load(args: argparse.Namespace, db_url: str) -> None:
                 time.sleep(0.2)
         # the job that runs meanwhile evaluates like a real one: each candidate takes a while
         running = {**SPEC, "budget": {"evaluations": 100_000},
-                   "evaluator": {"type": "command", "command": "sleep 0.5; echo '{\"accuracy\": 50}'"}}
+                   "evaluator": {"type": "command", "command": "sh -c 'sleep 0.5; echo {\\\"accuracy\\\": 50}'"}}
         httpx.post(f"{url}/v1/jobs", json=running, headers={"Authorization": f"Bearer {STATE['key']}"})
 
         environment = Environment(user_classes=[Engineer], host=url)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 import threading
 from collections import OrderedDict
 
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from latency_tables.table import LatencyTable
+from latency_tables.table import TABLE_METRICS, LatencyTable, TableError
 from search_spaces.base import SearchSpace
 
 #: A non-additive space up to this size is enumerated once, then predicted by lookup.
@@ -77,7 +79,61 @@ class LatencyEstimator:
         return float(self.base + lo), float(self.base + hi)
 
 
-_CACHE: OrderedDict[tuple[str, str, str], LatencyEstimator] = OrderedDict()
+#: Largest prediction a table may make over its space (ms or mJ): beyond it a table is
+#: refused, so no job, manifest or hypervolume ever sees an absurd or infinite value.
+MAX_PREDICTION = 1e9
+
+
+def check_predictions(table: LatencyTable, space: SearchSpace) -> None:
+    """Raise TableError naming the entry unless every prediction over the space is finite,
+    non-negative and at most ``MAX_PREDICTION``, for each metric the table predicts.
+
+    Entries are non-negative already (LatencyTable.from_dict), so a negative prediction comes
+    from a negative intercept; an overflowing one from the largest entry (or the intercept).
+    """
+    for metric, correction in TABLE_METRICS.items():
+        if not table.has_metric(metric):
+            continue
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                lo, hi = LatencyEstimator(table, space, metric).bounds()
+        except ValueError as exc:  # a space the estimator cannot cover: nothing to check against
+            raise TableError(f"cannot check predictions over space {space.name!r}: {exc}", entry="space") from None
+        intercept = table.intercept_of(metric)
+        if not math.isfinite(lo) or lo < 0:
+            if intercept < 0:
+                raise TableError(f"corrections.{correction} = {intercept:g} makes {metric} negative "
+                                 f"(lowest prediction over the space {lo:g})", entry=f"corrections.{correction}")
+        if math.isfinite(lo) and lo >= 0 and math.isfinite(hi) and hi <= MAX_PREDICTION:
+            continue
+        field = "mean" if metric == "latency_ms" else "energy_mj"
+        signatures = space.all_op_signatures()
+        values = table.values(signatures, metric)
+        worst = max(range(len(values)), key=lambda i: values[i])
+        if abs(intercept) >= values[worst]:
+            entry = f"corrections.{correction}"
+        else:
+            entry = f"entries.{signatures[worst]}.{field}"
+        raise TableError(f"predictions of {metric} over the space reach {hi:g}, beyond the "
+                         f"{MAX_PREDICTION:g} limit (from {entry})", entry=entry)
+
+
+def _fingerprint(table: LatencyTable, metric: str) -> str:
+    """The table's whole content, hashed (an estimator exposes its table, validation block included)."""
+    return hashlib.sha256(json.dumps([metric, table.to_dict()], sort_keys=True).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_fingerprints() -> frozenset[str]:
+    from latency_tables.table import shipped_tables
+
+    return frozenset(_fingerprint(t, m) for t in shipped_tables() for m in TABLE_METRICS if t.has_metric(m))
+
+
+#: Uploaded tables' estimators, least recently used first; shipped ones live in _SHIPPED and are
+#: never evicted, so no number of uploads can push other tenants' common tables out.
+_CACHE: OrderedDict[tuple[str, str], LatencyEstimator] = OrderedDict()
+_SHIPPED: dict[tuple[str, str], LatencyEstimator] = {}
 _CACHE_SIZE = 128
 _CACHE_LOCK = threading.Lock()
 
@@ -85,16 +141,21 @@ _CACHE_LOCK = threading.Lock()
 def estimator_for(table: LatencyTable, space: SearchSpace, metric: str = "latency_ms") -> LatencyEstimator:
     """A shared estimator per table content: building one enumerates a whole small space
     (tens of milliseconds for nb201), too slow to repeat on every request."""
-    fingerprint = hashlib.sha1(json.dumps(table.to_dict(), sort_keys=True).encode()).hexdigest()
-    key = (space.content_hash, metric, fingerprint)  # a re-registered definition is another space
+    fingerprint = _fingerprint(table, metric)
+    key = (space.content_hash, fingerprint)  # a re-registered definition is another space
     with _CACHE_LOCK:
-        hit = _CACHE.get(key)
+        hit = _SHIPPED.get(key) or _CACHE.get(key)
         if hit is not None:
-            _CACHE.move_to_end(key)
+            if key in _CACHE:
+                _CACHE.move_to_end(key)
             return hit
     estimator = LatencyEstimator(table, space, metric)
+    shipped = fingerprint in _shipped_fingerprints()
     with _CACHE_LOCK:
-        _CACHE[key] = estimator
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+        if shipped:
+            _SHIPPED[key] = estimator
+        else:
+            _CACHE[key] = estimator
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
     return estimator

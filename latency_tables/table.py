@@ -174,11 +174,14 @@ class LatencyTable:
             raise TableError("corrections must be an object", entry="corrections")
         for key, value in corrections.items():
             _finite(value, f"corrections.{key}")
+        version = data.get("version", 2)
+        if isinstance(version, bool) or not isinstance(version, int) or version != 2:
+            raise TableError(f"version must be the integer 2, got {version!r}", entry="version")
         return cls(device=device, space=space, entries=entries,
                    metric=str(data.get("metric", "latency_ms")), corrections=dict(corrections),
                    provenance=dict(data.get("provenance") or {}),
                    validation=dict(validation),
-                   version=int(data.get("version", 2)))
+                   version=version)
 
     def check_covers(self, signatures: list[str]) -> None:
         """Raise MissingEntry naming the first signature this table lacks."""

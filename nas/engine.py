@@ -48,6 +48,9 @@ class Summary:
     stop_reason: str | None = None
     #: What a long-running ``ask`` last reported (differentiable search: sweep point, epoch, ...).
     phase: dict[str, Any] | None = None
+    #: (evaluations, hypervolume) at every evaluation where the hypervolume changed, in order:
+    #: computed here as trials land, so readers (the dashboard) never recompute it.
+    hv_history: list[tuple[int, float]] = field(default_factory=list)
 
 
 class Recorder(Protocol):
@@ -59,6 +62,9 @@ class Recorder(Protocol):
 
     def stop_reason(self) -> str | None:
         """Checked before each batch: e.g. 'cancelled'; None to go on."""
+
+    # Optional: ``begin_batch(first_seq, archs)`` is called before a batch is evaluated (the
+    # database recorder notes it once a delivery of the job died, to name a poison candidate).
 
 
 class MemoryRecorder(Recorder):
@@ -123,7 +129,10 @@ class _Tracker:
             return
         self.archive.add(trial.seq, trial.metrics)
         s.front = self.archive.trial_ids
-        s.hypervolume = self.archive.hypervolume()
+        value = self.archive.hypervolume()
+        if value != s.hypervolume:
+            s.hv_history.append((s.evaluated, value))
+        s.hypervolume = value
         first = self.search.objectives[0]
         value = trial.metrics[first.key]
         best = None if s.best is None else s.best["metrics"][first.key]
@@ -192,6 +201,9 @@ def run_search(search: Search, recorder: Recorder,
         if not archs:
             summary.stop_reason = interruption() or "exhausted"
             break
+        begin_batch = getattr(recorder, "begin_batch", None)
+        if begin_batch is not None:
+            begin_batch(summary.evaluated, archs)
         if dispatcher:
             outcomes = dispatcher.evaluate(summary.evaluated, archs, search.strategy.state_dict())
         else:
@@ -219,6 +231,9 @@ def run_search(search: Search, recorder: Recorder,
             recorder.record(trials, search.strategy.state_dict(), summary)
         if on_progress:
             on_progress(summary)
+    if summary.evaluated and summary.failed == summary.evaluated and summary.stop_reason in (None, "exhausted"):
+        last = next((t.error for t in reversed(tracker.failures) if t.error), "")
+        summary.stop_reason = f"stopped: all {summary.failed} trials failed; last error: {last[:500]}"
     return summary
 
 

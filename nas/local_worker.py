@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas.service import execute_job
+from hwnas_settings import Settings
+
+from nas.service import execute_job, worker_identity
 from storage import jobs as jobs_q
 from storage.db import session_scope
 
@@ -17,10 +17,11 @@ log = logging.getLogger("hwnas.local_worker")
 
 
 class LocalWorker:
-    def __init__(self, factory: sessionmaker[Session], *, lease_seconds: int, threads: int = 1):
-        self.factory = factory
+    def __init__(self, factory: sessionmaker[Session], *, lease_seconds: int, threads: int = 1,
+                 settings: Settings | None = None):
+        self.factory, self.settings = factory, settings
         self.lease_seconds = lease_seconds
-        self.owner = f"embedded@{socket.gethostname()}:{os.getpid()}"
+        self.owner = worker_identity("embedded")
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hwnas-job")
 
     def enqueue(self, job_id: str) -> None:
@@ -36,7 +37,8 @@ class LocalWorker:
 
     def _run(self, job_id: str) -> None:
         try:
-            outcome = execute_job(self.factory, job_id, owner=self.owner, lease_seconds=self.lease_seconds)
+            outcome = execute_job(self.factory, job_id, owner=self.owner, lease_seconds=self.lease_seconds,
+                                  settings=self.settings)
             log.info("job %s: %s", job_id, outcome)
         except Exception:
             log.exception("job %s crashed the embedded worker thread", job_id)

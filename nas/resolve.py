@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from latency_tables import LatencyEstimator, estimator_for, TableError
 from latency_tables.band import quantiles_of, ratio_at
 from nas.catalog import Catalog, MemoryCatalog, SpecError
 from nas.evaluators import Evaluator
+from nas.evaluators.command import CommandPolicy
 from nas.evaluators.kinds import evaluator_kind
 from nas.footprint import (StaticMetrics, check_reachable, energy_estimators, limit_constraints,
                            static_names)
@@ -92,13 +95,33 @@ def check_spec(spec: JobSpec, catalog: Catalog) -> None:
     located = resolved_constraints(spec, catalog)
     check_reachable(located, StaticMetrics(space, [c.metric for _, c in located if c.metric in STATIC_METRICS]))
     evaluator_kind(spec).check(spec, catalog)
+    params = strategy_params(spec)
     try:
-        STRATEGIES[spec.strategy.name](Problem(space, [], spec=spec), spec.seed,
-                                       **spec.strategy.params)
+        STRATEGIES[spec.strategy.name](Problem(space, [], spec=spec), spec.seed, **params)
     except SpecError:
         raise
     except (TypeError, ValueError) as exc:
         raise SpecError("strategy.params", str(exc)) from None
+
+
+def strategy_params(spec: JobSpec) -> dict[str, Any]:
+    """The spec's strategy params checked against the strategy's declared ``Params`` (ranges, names).
+
+    Returns only the params given (the constructor's defaults apply to the rest); raises a
+    SpecError naming ``strategy.params.X``.
+    """
+    model = STRATEGIES[spec.strategy.name].Params
+    try:
+        return model.model_validate(spec.strategy.params).model_dump(exclude_unset=True)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            names = sorted(model.model_fields)
+            message = f"strategy {spec.strategy.name!r} takes no param {where!r}" + ("" if names else " (it takes none)")
+            raise SpecError(f"strategy.params.{where}", message, names) from None
+        raise SpecError(f"strategy.params.{where}" if where else "strategy.params", message) from None
 
 
 def _located_refs(spec: JobSpec) -> list[tuple[str, _MetricRef]]:
@@ -128,7 +151,11 @@ def build_estimators(spec: JobSpec, catalog: Catalog) -> dict[str, LatencyEstima
     return estimators
 
 
-def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> Search:
+def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
+                 command_policy: CommandPolicy | None = None) -> Search:
+    """Everything the engine runs. ``command_policy`` is how a command evaluator runs: by
+    default ``CommandPolicy.local()`` (the caller's own machine, as ``hwnas search``); the
+    service (nas/service.py) always passes its sandbox, and only for tenants allowed to."""
     check_spec(spec, catalog)
     space = job_space(spec, catalog)
     estimators = build_estimators(spec, catalog)
@@ -176,9 +203,9 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> 
         return mask
 
     problem = Problem(space, objectives, free_metrics, feasible, spec=spec, estimators=estimators)
-    strategy = STRATEGIES[spec.strategy.name](problem, spec.seed, **spec.strategy.params)
+    strategy = STRATEGIES[spec.strategy.name](problem, spec.seed, **strategy_params(spec))
     return Search(spec, space, estimators, objectives, problem, strategy,
-                  _build_evaluator(spec, space, catalog, cwd), reference_point(spec, estimators, energy, static, catalog),
+                  _build_evaluator(spec, space, catalog, cwd, command_policy), reference_point(spec, estimators, energy, static, catalog),
                   constraints, energy)
 
 
@@ -213,13 +240,16 @@ def _measuring(spec: JobSpec, evaluator: Evaluator, catalog: Catalog) -> Evaluat
     return MeasuringEvaluator(evaluator, measurers, keys)
 
 
-def build_evaluator(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None) -> Evaluator:
+def build_evaluator(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
+                    command_policy: CommandPolicy | None = None) -> Evaluator:
     """The evaluator alone (a helper worker of a fanned-out job needs no strategy or tables)."""
-    return _build_evaluator(spec, job_space(spec, catalog), catalog, cwd)
+    return _build_evaluator(spec, job_space(spec, catalog), catalog, cwd, command_policy)
 
 
-def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
-    return _measuring(spec, evaluator_kind(spec).build(spec, space, catalog, cwd), catalog)
+def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None,
+                     command_policy: CommandPolicy | None = None) -> Evaluator:
+    return _measuring(spec, evaluator_kind(spec).build(spec, space, catalog, cwd, command_policy=command_policy),
+                      catalog)
 
 
 def reference_point(spec: JobSpec, estimators: dict[str, LatencyEstimator],

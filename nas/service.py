@@ -5,19 +5,26 @@ Used by the API (submit, embedded worker) and the Celery worker (run) alike.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
+import re
+import socket
 import threading
 import time
 from collections.abc import Callable
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from hwnas_settings import Settings, get_settings
 from latency_tables import LatencyTable, shipped_tables
 from nas.catalog import BenchmarkInfo, SpecError
-from nas.engine import Dispatcher, Recorder, Summary, TrialRecord, run_search
+from nas.engine import Dispatcher, Recorder, Summary, TrialRecord, run_search, utcnow
+from nas.evaluators.command import CommandPolicy
 from nas.evaluators.benchmark import BenchmarkData
 from nas.fanout import DbFanOut, SendHelpers, ThreadedDispatch, help_evaluate, threads_safe
 from nas.resolve import (Search, build_estimators, build_evaluator, build_search, check_spec, pin_space,
@@ -29,14 +36,16 @@ from nas.devices.onboard import OnboardingError, run_onboarding
 from nas.devices.verify import run_verification
 from search_spaces import SPACES, SearchSpace, parse_space_definition
 from storage import catalog as catalog_q
+from storage import hypervolume as hv_q
 from storage import devices as devices_q
 from storage import jobs as jobs_q
 from storage import pending as pending_q
 from storage import spaces as spaces_q
 from storage import tenants as tenants_q
+from storage.clock import database_time
 from storage.db import Conflict, Unavailable, session_scope
 from storage.jobs import LeaseLost
-from storage.models import Job
+from storage.models import Job, Tenant
 
 log = logging.getLogger("hwnas.service")
 _BENCHMARK_CACHE: OrderedDict[tuple[str, int], BenchmarkData] = OrderedDict()
@@ -51,15 +60,21 @@ class DbCatalog:
 
     Spaces: the shipped ones, then those ``tenant_id`` registered. Without a tenant (a
     helper worker of a fanned-out job) only a pinned content hash finds a registered space.
-    With ``job_id`` it answers with the table revisions the job pinned at submit; with
-    ``notify`` its measurers wake the device's agents (else the agents find the work by polling).
+    Latency tables: those ``tenant_id`` may use (its own, shared and shipped ones; None:
+    all, for operator commands). ``pins`` (a job's ``table_pins``) makes every pinned
+    device read that exact stored version; ``resolved`` records the version of each table
+    handed out, which is what submit pins. With ``notify`` its measurers wake the device's
+    agents (else the agents find the work by polling).
     """
 
-    def __init__(self, factory: sessionmaker[Session], tenant_id: int | None = None, *,
-                 job_id: str | None = None, notify: Notify | None = None):
+    def __init__(self, factory: sessionmaker[Session], tenant_id: int | None = None,
+                 pins: dict[str, str] | None = None, *, notify: Notify | None = None):
         self.factory = factory
         self.tenant_id = tenant_id
-        self.job_id, self.notify = job_id, notify
+        self.pins = dict(pins or {})
+        self.resolved: dict[str, str] = {}
+        self._tables: dict[str, LatencyTable | None] = {}
+        self.notify = notify
 
     def space(self, name: str, content_hash: str | None = None) -> SearchSpace | None:
         shipped = SPACES.get(name)
@@ -83,16 +98,21 @@ class DbCatalog:
         return sorted(names)
 
     def latency_table(self, space: str, device: str) -> LatencyTable | None:
+        key = pin_key(space, device)
+        if key in self._tables:
+            return self._tables[key]
         with session_scope(self.factory) as s:
-            rows = catalog_q.get_device(s, device, space)
-            if not rows:
-                return None
-            data = rows[0].table
-            if self.job_id:
-                pinned = devices_q.job_pins(s, self.job_id).get((space, device))
-                if pinned is not None and pinned != devices_q.table_revision(data):
-                    data = devices_q.table_at(s, device, space, pinned) or data
-            return LatencyTable.from_dict(data)
+            if key in self.pins:
+                data = catalog_q.table_version(s, self.pins[key])
+                digest = self.pins[key]
+            else:
+                rows = catalog_q.get_device(s, device, space, tenant_id=self.tenant_id)
+                data, digest = (rows[0].table, rows[0].content_hash) if rows else (None, "")
+        table = LatencyTable.from_dict(data) if data is not None else None
+        if table is not None and digest:
+            self.resolved[key] = digest
+        self._tables[key] = table
+        return table
 
     def measurer(self, device: str, space: str) -> DeviceMeasurer:
         settings = get_settings()
@@ -103,11 +123,12 @@ class DbCatalog:
     def tables_of(self, space: str, but: str | None = None) -> list[LatencyTable]:
         """Every current table of the space (the basis of a fit), ``but`` left out."""
         with session_scope(self.factory) as s:
-            return [LatencyTable.from_dict(d.table) for d in catalog_q.list_devices(s, space) if d.name != but]
+            return [LatencyTable.from_dict(d.table) for d in catalog_q.list_devices(s, space, tenant_id=self.tenant_id)
+                    if d.name != but]
 
     def device_names(self, space: str) -> list[str]:
         with session_scope(self.factory) as s:
-            return [d.name for d in catalog_q.list_devices(s, space)]
+            return [d.name for d in catalog_q.list_devices(s, space, tenant_id=self.tenant_id)]
 
     def benchmark_info(self, name: str) -> BenchmarkInfo | None:
         with session_scope(self.factory) as s:
@@ -130,6 +151,10 @@ class DbCatalog:
     def benchmark_names(self) -> list[str]:
         with session_scope(self.factory) as s:
             return [t.name for t in catalog_q.list_benchmarks(s)]
+
+
+def pin_key(space: str, device: str) -> str:
+    return f"{space}/{device}"
 
 
 def parsed_space(content_hash: str, definition: dict[str, Any]) -> SearchSpace:
@@ -170,15 +195,96 @@ def register_shipped_tables(factory: sessionmaker[Session]) -> int:
     """Store the tables that ship with hwnas (idempotent; run at start-up and by ``db upgrade``)."""
     tables = shipped_tables()
     with session_scope(factory) as s:
+        catalog_q.adopt_legacy_tables(s)  # rows from before tenant-owned tables, once
         for table in tables:
             catalog_q.upsert_device(s, table.to_dict())
     return len(tables)
+
+
+_OWNER = re.compile(r"@(?P<host>[^:#]+):(?P<pid>\d+)#(?P<ns>\d+)$")
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        return "0"
+
+
+def worker_identity(kind: str) -> str:
+    """A job owner's name: ``kind@host:pid#pidns``; on the same host and PID namespace, another
+    worker can tell that the owner died (``owner_is_dead``) without waiting for its lease."""
+    return f"{kind}@{socket.gethostname()}:{os.getpid()}#{_pid_namespace()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when ``owner`` is provably gone: a process of this host and PID namespace that no
+    longer exists (or is a zombie). Anything else (another machine, an old name format) waits for the lease."""
+    found = _OWNER.search(owner)
+    if not found or found["host"] != socket.gethostname() or found["ns"] != _pid_namespace():
+        return False
+    pid = int(found["pid"])
+    if pid == os.getpid():
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def command_policy(settings: Settings) -> CommandPolicy:
+    """The service's sandbox for command evaluators (see README, "The command evaluator's sandbox")."""
+    return CommandPolicy(env_allow=tuple(settings.command_env_names), path=settings.command_path,
+                         run_as=settings.command_user, allow_root=False, cpu_seconds=settings.command_cpu_seconds,
+                         memory_bytes=settings.command_memory_mb << 20, open_files=settings.command_open_files,
+                         max_processes=settings.command_max_processes,
+                         output_tail_bytes=settings.command_output_kib << 10)
+
+
+def command_evaluator_allowed(settings: Settings, session: Session, tenant_id: int | None) -> bool:
+    """The operator's say: every tenant (HWNAS_ALLOW_COMMAND_EVALUATOR) or this one (its row)."""
+    return settings.allow_command_evaluator or tenants_q.command_evaluator_allowed(session, tenant_id)
+
+
+def command_refusal(tenant: str | None) -> str:
+    who = f"tenant {tenant!r}" if tenant else "this tenant"
+    return (f"command evaluators are not enabled for {who}: the operator enables them for every tenant with "
+            f"HWNAS_ALLOW_COMMAND_EVALUATOR=true or for one with `hwnas tenants set NAME --command-evaluator`")
+
+
+def poison_message(deaths: int, in_flight: dict[str, Any] | None, evaluated: int) -> str:
+    """Why a job whose deliveries keep dying is failed, naming what it was evaluating."""
+    if not in_flight:
+        what = f"the batch after {evaluated} evaluations (not recorded)"
+    else:
+        first, archs = int(in_flight["first_seq"]), list(in_flight["archs"])
+        what = (f"candidate seq {first} {archs[0]}" if len(archs) == 1 else
+                f"candidates seq {first}-{first + len(archs) - 1} " + ", ".join(archs))
+    return (f"poison trial: the worker running this job died {deaths} times in a row while evaluating "
+            f"{what}; giving up (HWNAS_MAX_JOB_ATTEMPTS)")
 
 
 @dataclass(frozen=True)
 class Quotas:
     max_concurrent_jobs: int
     max_active_evaluations: int
+
+
+class IdempotencyMismatch(ValueError):
+    """An Idempotency-Key the tenant already used for a different job spec."""
+
+    def __init__(self, key: str, job_id: str):
+        super().__init__(f"Idempotency-Key {key!r} was already used for job {job_id} with a different body; "
+                         "use a new key for a different spec")
+        self.key, self.job_id = key, job_id
+
+
+def _same_request(job: Job, spec: JobSpec, key: str) -> Job:
+    """The job an idempotency key made, if this request is the same one again (else raises)."""
+    if job.spec != spec.model_dump(mode="json"):
+        raise IdempotencyMismatch(key, job.id)
+    return job
 
 
 class QuotaExceeded(RuntimeError):
@@ -198,11 +304,7 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
     spec = pin_space(spec, catalog)
     check_spec(spec, catalog)
     reference = reference_point(spec, build_estimators(spec, catalog), catalog=catalog)
-    pins = {}
-    for device in {*spec.devices(), *([spec.verify.device] if spec.verify else [])}:
-        table = catalog.latency_table(spec.space, device)
-        if table is not None:
-            pins[device] = (spec.space, int(table.provenance.get("revision", 0)))
+    pins = dict(sorted(catalog.resolved.items()))  # every table the check read: the job reads the same
     try:
         return _create(factory, spec, reference, tenant_id, quotas, idempotency_key, pins)
     except Conflict:
@@ -212,18 +314,17 @@ def submit(factory: sessionmaker[Session], spec: JobSpec, *, tenant_id: int, quo
             existing = jobs_q.find_by_idempotency_key(s, idempotency_key, tenant_id)
         if existing is None:
             raise
-        return existing, False
+        return _same_request(existing, spec, idempotency_key), False
 
 
 def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, float], tenant_id: int,
-            quotas: Quotas, idempotency_key: str | None,
-            pins: dict[str, tuple[str, int]] | None = None) -> tuple[Job, bool]:
+            quotas: Quotas, idempotency_key: str | None, pins: dict[str, str]) -> tuple[Job, bool]:
     with session_scope(factory) as s:
         tenants_q.lock_tenant(s, tenant_id)
         if idempotency_key:
             existing = jobs_q.find_by_idempotency_key(s, idempotency_key, tenant_id)
             if existing is not None:
-                return existing, False
+                return _same_request(existing, spec, idempotency_key), False
         active_jobs, active_evaluations = jobs_q.active_load(s, tenant_id)
         if active_jobs >= quotas.max_concurrent_jobs:
             raise QuotaExceeded(f"{active_jobs} jobs are queued or running; the limit is "
@@ -234,28 +335,52 @@ def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, 
         job = jobs_q.create_job(s, spec=spec.model_dump(mode="json"), name=spec.name,
                                 budget=spec.budget.evaluations, reference_point=reference, tenant_id=tenant_id,
                                 idempotency_key=idempotency_key)
-        devices_q.pin_tables(s, job.id, pins or {})
+        job.table_pins = pins
     return job, True
 
 
 class DbRecorder(Recorder):
-    def __init__(self, factory: sessionmaker[Session], job_id: str, token: str, lease_seconds: int):
+    """Trials and checkpoints under the job's lease.
+
+    ``clock_offset`` (database clock minus this process's) shifts trial timestamps onto the
+    database's clock. ``note_batches`` records each batch before it runs (only for a job whose
+    previous delivery died: if this one dies too, the next claim can name the candidate).
+    """
+
+    def __init__(self, factory: sessionmaker[Session], job_id: str, token: str, lease_seconds: int,
+                 clock_offset: dt.timedelta = dt.timedelta(0), note_batches: bool = False):
         self.factory, self.job_id, self.token = factory, job_id, token
         self.lease_seconds = lease_seconds
+        self.clock_offset, self.note_batches = clock_offset, note_batches
         self.lease_lost = threading.Event()
         #: cancel flag read back by the last write; None until the first write
         self._cancel_seen: bool | None = None
+        #: evaluations of the last hypervolume history row stored (set on resume)
+        self._hv_stored = 0
 
     def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
         with session_scope(self.factory) as s:
             job = jobs_q.owned_job(s, self.job_id, self.token)
+            self._hv_stored = hv_q.last_evaluations(s, self.job_id)
             trials = [TrialRecord(seq=t.seq, arch=t.arch, arch_hash=t.arch_hash, status=t.status,
                                   metrics=t.metrics, error=t.error, started_at=t.started_at,
                                   finished_at=t.finished_at) for t in jobs_q.job_trials(s, self.job_id)]
             return job.checkpoint, trials
 
+    def begin_batch(self, first_seq: int, archs: list[str]) -> None:
+        if not self.note_batches:
+            return
+
+        def write() -> None:
+            with session_scope(self.factory) as s:
+                jobs_q.begin_batch(s, self.job_id, self.token, first_seq, archs)
+
+        self._retrying(write)
+
     def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
-        rows = [{**asdict(t), "duration_s": t.duration_s} for t in trials]
+        shift = self.clock_offset
+        rows = [{**asdict(t), "started_at": t.started_at + shift, "finished_at": t.finished_at + shift,
+                 "duration_s": t.duration_s} for t in trials]
 
         def write() -> None:
             try:
@@ -264,6 +389,7 @@ class DbRecorder(Recorder):
                         s, self.job_id, self.token, rows, checkpoint=checkpoint, evaluated=summary.evaluated,
                         failed=summary.failed, front=summary.front, hypervolume=summary.hypervolume,
                         best=summary.best, phase=summary.phase)
+                    hv_q.append(s, self.job_id, [h for h in summary.hv_history if h[0] > self._hv_stored])
                     pending_q.clear(s, self.job_id)  # a fanned-out batch, now recorded
             except Conflict:
                 # a retry after a connection lost during COMMIT: the first attempt may have landed
@@ -272,6 +398,8 @@ class DbRecorder(Recorder):
                         raise
 
         self._retrying(write)
+        if summary.hv_history:
+            self._hv_stored = max(self._hv_stored, summary.hv_history[-1][0])
 
     def _retrying(self, action: Callable[[], None]) -> None:
         """Ride out a database restart for up to one lease; after that another worker may own the job."""
@@ -319,28 +447,52 @@ class _Heartbeat(threading.Thread):
 
 
 def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, lease_seconds: int,
-                send_helpers: SendHelpers | None = None, notify: Notify | None = None) -> str:
+                send_helpers: SendHelpers | None = None, settings: Settings | None = None,
+                notify: Notify | None = None) -> str:
     """Claim and run one job to its end. Returns what happened (for logs and tests).
 
     ``send_helpers`` asks other workers to help with a batch (Celery); without it a
     job's ``parallelism`` runs on threads of this process where the evaluator allows.
+    A job whose deliveries died ``max_job_attempts`` times in a row without progress is
+    failed here instead of run again (a poison trial).
     """
+    settings = settings or get_settings()
     with session_scope(factory) as s:
         token = jobs_q.claim(s, job_id, owner, lease_seconds)
+        if token is None:
+            lease = jobs_q.lease_of(s, job_id)
+            if lease and lease[0] == "running" and lease[1] and lease[2] and owner_is_dead(lease[2]):
+                token = jobs_q.take_over(s, job_id, owner, lease[1])
+                if token:
+                    log.warning("job %s: its owner %s died; taken over at once", job_id, lease[2])
     if token is None:
         return "not claimed"
     with session_scope(factory) as s:
         job = jobs_q.owned_job(s, job_id, token)
-        spec_data, first_start, tenant_id = job.spec, job.started_at, job.tenant_id
-    catalog = DbCatalog(factory, tenant_id, job_id=job_id, notify=notify)
+        spec_data, first_start, evaluated, tenant_id = job.spec, job.started_at, job.evaluated, job.tenant_id
+        pins = job.table_pins
+        deaths, in_flight = job.lost_deliveries, job.in_flight
+        allowed = command_evaluator_allowed(settings, s, job.tenant_id)
+        tenant = s.get(Tenant, job.tenant_id).name if job.tenant_id is not None else None
+        clock_offset = database_time(s) - utcnow()
+    if deaths >= settings.max_job_attempts:
+        message = poison_message(deaths, in_flight, evaluated)
+        log.error("job %s: %s", job_id, message)
+        _finish(factory, job_id, token, "failed", message)
+        return "failed"
     try:
         spec = JobSpec.model_validate(spec_data)
-        search = build_search(spec, catalog)
+        if spec.evaluator.type == "command" and not allowed:
+            raise SpecError("evaluator.type", command_refusal(tenant))
+        catalog = DbCatalog(factory, tenant_id, pins, notify=notify)
+        search = build_search(spec, catalog, command_policy=command_policy(settings))
     except (SpecError, ValueError) as exc:
         _finish(factory, job_id, token, "failed", f"the job cannot run: {exc}")
         return "failed"
-    deadline = first_start.timestamp() + spec.time_limit_s if spec.time_limit_s and first_start else None
-    recorder = DbRecorder(factory, job_id, token, lease_seconds)
+    deadline = None
+    if spec.time_limit_s and first_start:  # the database's start time, on this process's clock
+        deadline = (first_start - clock_offset).timestamp() + spec.time_limit_s
+    recorder = DbRecorder(factory, job_id, token, lease_seconds, clock_offset=clock_offset, note_batches=deaths > 0)
     beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
     beat.start()
     try:
@@ -422,8 +574,11 @@ def run_operation(factory: sessionmaker[Session], op_id: str, *, notify: Notify 
             return "not started"
         op = devices_q.get_operation(s, op_id)
         assert op is not None
-        kind, device, space = op.kind, op.device, op.space
-    catalog = DbCatalog(factory, notify=notify)
+        kind, device, space, tenant_id = op.kind, op.device, op.space, op.tenant_id
+        if op.job_id is not None and tenant_id is None:
+            job = jobs_q.get_job(s, op.job_id)
+            tenant_id = job.tenant_id if job is not None else None
+    catalog = DbCatalog(factory, tenant_id, notify=notify)
     measurer = catalog.measurer(device, space)
 
     def progress(message: str, done: int, total: int) -> None:
@@ -474,10 +629,21 @@ def _dispatcher(factory: sessionmaker[Session], search: Search, recorder: DbReco
     return None  # training seeds torch globally: one evaluation at a time in this process
 
 
-def help_with_job(factory: sessionmaker[Session], job_id: str, *, worker: str, lease_seconds: int) -> int:
+def help_with_job(factory: sessionmaker[Session], job_id: str, *, worker: str, lease_seconds: int,
+                  settings: Settings | None = None) -> int:
     """Evaluate candidates of a fanned-out job's batches (a helper task). Returns how many results it stored."""
+    settings = settings or get_settings()
+    with session_scope(factory) as s:
+        job = jobs_q.get_job(s, job_id)
+        if job is None:
+            return 0
+        if job.spec.get("evaluator", {}).get("type") == "command" \
+                and not command_evaluator_allowed(settings, s, job.tenant_id):
+            log.warning("job %s: not helping, %s", job_id, command_refusal(None))
+            return 0
+    policy = command_policy(settings)
     return help_evaluate(factory, job_id, worker=worker, lease_seconds=lease_seconds,
-                         build_evaluator=lambda spec: build_evaluator(spec, DbCatalog(factory)))
+                         build_evaluator=lambda spec: build_evaluator(spec, DbCatalog(factory), command_policy=policy))
 
 
 def _outcome(stop_reason: str | None) -> tuple[str, str | None]:

@@ -43,7 +43,16 @@ def band_key(key: str, level: float) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    #: NaN and Infinity (which Python's JSON parser accepts) are refused in every float field
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL stores no NUL character in text or JSON: refuse it here, naming the field."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 def one_of(value: str, valid: Iterable[str], what: str) -> str:
@@ -83,7 +92,8 @@ def _field_error(loc: tuple[str | int, ...], value: Any, message: str) -> None:
 
 class StrategySpec(_Strict):
     name: str = Field(default="evolution", json_schema_extra=_enum_of(STRATEGIES.names))
-    params: dict[str, Any] = Field(default_factory=dict)
+    #: Checked against the strategy's declared ``Params`` (names, ranges) when the job is submitted.
+    params: dict[str, Any] = Field(default_factory=dict, max_length=64)
 
     @field_validator("name")
     @classmethod
@@ -170,11 +180,24 @@ class BenchmarkEvaluatorSpec(_Strict):
 
 class CommandEvaluatorSpec(_Strict):
     type: Literal["command"]
+    #: An argument list (split like a shell would, but run without one); ``{arch}`` is one argument.
     command: str = Field(min_length=1, max_length=4000)
     timeout_s: float = Field(default=600.0, gt=0, le=86_400)
     retries: int = Field(default=0, ge=0, le=10)
     #: Metrics the command reports beside accuracy: each may be an objective or a constraint.
     metrics: list[Annotated[str, Field(pattern=METRIC_NAME)]] = Field(default_factory=list, max_length=32)
+
+    @field_validator("command")
+    @classmethod
+    def _argument_list(cls, command: str) -> str:
+        import shlex
+
+        try:
+            if not shlex.split(command):
+                raise ValueError("the command has no program to run")
+        except ValueError as exc:
+            raise ValueError(f"not a valid argument list: {exc}") from None
+        return command
 
 
 class TrainEvaluatorSpec(_Strict):
@@ -253,7 +276,8 @@ SPEC_EXAMPLES: dict[str, dict[str, Any]] = {
 
 
 class JobSpec(_Strict):
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE_SPEC]})
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False,
+                              json_schema_extra={"examples": [EXAMPLE_SPEC]})
 
     name: str = Field(default="", max_length=200)
     #: A shipped space (``GET /v1/search-spaces``) or one the tenant registered
@@ -285,7 +309,8 @@ class JobSpec(_Strict):
     batch_size: int = Field(default=1, ge=1, le=1024)
     #: Workers evaluating one batch at once (1: the job's own worker only); see nas/fanout.py.
     parallelism: int = Field(default=1, ge=1, le=256)
-    #: The job fails once this many trials failed; default max(10, budget // 2).
+    #: The job fails once this many trials failed; default min(budget, max(10, budget // 2)).
+    #: A job whose every trial failed fails whatever this says.
     max_failed_trials: int | None = Field(default=None, ge=1, le=MAX_BUDGET)
     #: Wall-clock limit from the job's first start; it then ends failed, its trials kept.
     time_limit_s: float | None = Field(default=None, gt=0, le=30 * 86_400)
@@ -294,7 +319,8 @@ class JobSpec(_Strict):
 
     @property
     def failure_limit(self) -> int:
-        return self.max_failed_trials or max(10, self.budget.evaluations // 2)
+        budget = self.budget.evaluations
+        return self.max_failed_trials or min(budget, max(10, budget // 2))
 
     @model_validator(mode="before")
     @classmethod

@@ -15,8 +15,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.models import (Device, DeviceAgent, DeviceOperation, DeviceTableVersion, JobTablePin, Measurement,
-                            utcnow)
+from storage.models import Device, DeviceAgent, DeviceOperation, DeviceTableVersion, Measurement, utcnow
 
 #: A row claimed this many times by agents that then died is failed instead of claimed again.
 MAX_ATTEMPTS = 3
@@ -187,38 +186,24 @@ def table_revision(table: dict[str, Any]) -> int:
     return int((table.get("provenance") or {}).get("revision", 0))
 
 
-def store_revision(session: Session, table: dict[str, Any]) -> Device:
-    """Make ``table`` the device's current table as the next revision, keeping every earlier one."""
+def store_revision(session: Session, table: dict[str, Any], tenant_id: int | None) -> Device:
+    """Make ``table`` the owner's current table as the next revision, keeping every earlier one
+    (as a numbered revision here and, by content hash, where jobs pin tables: ``catalog.upsert_device``)."""
+    from storage.catalog import upsert_device
+
     name, space = table["device"]["name"], table["space"]
-    current = session.scalar(select(Device).where(Device.name == name, Device.space == space))
     last = session.scalar(select(func.max(DeviceTableVersion.revision))
                           .where(DeviceTableVersion.name == name, DeviceTableVersion.space == space))
-    revision = max(int(last or 0), table_revision(current.table) if current else 0) + 1
+    revision = int(last or 0) + 1
     table = {**table, "provenance": {**table.get("provenance", {}), "revision": revision}}
     session.add(DeviceTableVersion(name=name, space=space, revision=revision, table=table, created_at=utcnow()))
-    if current is None:
-        current = Device(name=name, space=space)
-        session.add(current)
-    current.kind = str(table["device"].get("kind", ""))
-    current.table = table
-    session.flush()
-    return current
+    return upsert_device(session, table, tenant_id=tenant_id)
 
 
 def table_at(session: Session, name: str, space: str, revision: int) -> dict[str, Any] | None:
     row = session.scalar(select(DeviceTableVersion.table).where(
         DeviceTableVersion.name == name, DeviceTableVersion.space == space, DeviceTableVersion.revision == revision))
     return row
-
-
-def pin_tables(session: Session, job_id: str, pins: dict[str, tuple[str, int]]) -> None:
-    """pins: device -> (space, revision)."""
-    session.add_all([JobTablePin(job_id=job_id, device=d, space=s, revision=r) for d, (s, r) in pins.items()])
-
-
-def job_pins(session: Session, job_id: str) -> dict[tuple[str, str], int]:
-    return {(p.space, p.device): p.revision for p in
-            session.scalars(select(JobTablePin).where(JobTablePin.job_id == job_id)).all()}
 
 
 def add_trial_metrics(session: Session, job_id: str, seq: int, extra: dict[str, float]) -> None:

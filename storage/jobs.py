@@ -1,16 +1,21 @@
-"""Queries on jobs and trials. A worker's writes carry its lease token; a stale token is refused."""
+"""Queries on jobs and trials. A worker's writes carry its lease token; a stale token is refused.
+
+Every timestamp of a job row and its events, and every lease comparison, is the database's
+clock (storage/clock.py): a worker whose clock is off can neither steal a healthy job nor
+write a time in the future.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.models import Job, JobEvent, Trial, utcnow
+from storage.clock import database_time, db_now
+from storage.models import Job, JobEvent, Trial
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = ("queued", "running", *TERMINAL)
@@ -102,7 +107,7 @@ def request_cancel(session: Session, job_id: str) -> None:
     """
     ended = session.execute(
         update(Job).where(Job.id == job_id, Job.status == "queued")
-        .values(status="cancelled", finished_at=utcnow(), cancel_requested=True)
+        .values(status="cancelled", finished_at=db_now(), cancel_requested=True)
         .execution_options(synchronize_session=False)).rowcount
     if ended:
         session.add(JobEvent(job_id=job_id, kind="cancelled", message="cancelled before it started"))
@@ -115,16 +120,28 @@ def request_cancel(session: Session, job_id: str) -> None:
 
 
 def claim(session: Session, job_id: str, owner: str, lease_seconds: int) -> str | None:
-    """Take the job if it is queued, or running under a lease that went stale. Returns the token."""
-    now = utcnow()
+    """Take the job if it is queued, or running under a lease that went stale. Returns the token.
+
+    Taking over a stale lease counts a lost delivery (the previous owner died or lost the
+    database for a whole lease); ``record_batch`` resets the count when the job makes progress.
+    """
+    return _take(session, job_id, owner, or_(Job.lease_token.is_(None), Job.heartbeat_at < db_now(-lease_seconds)))
+
+
+def take_over(session: Session, job_id: str, owner: str, dead_token: str) -> str | None:
+    """Claim a running job whose owner is known to be dead (its lease need not be stale yet)."""
+    return _take(session, job_id, owner, Job.lease_token == dead_token)
+
+
+def _take(session: Session, job_id: str, owner: str, condition: Any) -> str | None:
     token = str(uuid.uuid4())
-    stale = now - dt.timedelta(seconds=lease_seconds)
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(("queued", "running")),
-               or_(Job.lease_token.is_(None), Job.heartbeat_at < stale))
-        .values(lease_token=token, lease_owner=owner, heartbeat_at=now, status="running",
-                attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, now))
+        .where(Job.id == job_id, Job.status.in_(("queued", "running")), condition)
+        .values(lease_token=token, lease_owner=owner, heartbeat_at=db_now(), status="running",
+                attempts=Job.attempts + 1, started_at=func.coalesce(Job.started_at, db_now()),
+                lost_deliveries=Job.lost_deliveries + case((Job.status == "running", 1), else_=0),
+                requeues=0, requeued_at=None)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:
         return None
@@ -132,14 +149,29 @@ def claim(session: Session, job_id: str, owner: str, lease_seconds: int) -> str 
     return token
 
 
+def lease_of(session: Session, job_id: str) -> tuple[str, str | None, str | None] | None:
+    """(status, lease token, lease owner) of a job."""
+    row = session.execute(select(Job.status, Job.lease_token, Job.lease_owner).where(Job.id == job_id)).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
 def _owned(job_id: str, token: str) -> Any:
     return and_(Job.id == job_id, Job.lease_token == token, Job.status == "running")
 
 
 def heartbeat(session: Session, job_id: str, token: str) -> bool:
-    result = session.execute(update(Job).where(_owned(job_id, token)).values(heartbeat_at=utcnow())
+    result = session.execute(update(Job).where(_owned(job_id, token)).values(heartbeat_at=db_now())
                              .execution_options(synchronize_session=False))
     return result.rowcount == 1
+
+
+def begin_batch(session: Session, job_id: str, token: str, first_seq: int, archs: Sequence[str]) -> None:
+    """Note the batch about to be evaluated (only once a delivery of the job died: it names the poison)."""
+    result = session.execute(update(Job).where(_owned(job_id, token))
+                             .values(in_flight={"first_seq": first_seq, "archs": list(archs)}, heartbeat_at=db_now())
+                             .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise LeaseLost(job_id)
 
 
 def owned_job(session: Session, job_id: str, token: str) -> Job:
@@ -168,7 +200,8 @@ def record_batch(session: Session, job_id: str, token: str, trials: Iterable[dic
     cancel_requested = session.execute(
         update(Job).where(_owned(job_id, token))
         .values(checkpoint=checkpoint, evaluated=evaluated, failed=failed, front=list(front),
-                hypervolume=hypervolume, best=best, heartbeat_at=utcnow(), phase=phase)
+                hypervolume=hypervolume, best=best, heartbeat_at=db_now(), phase=phase,
+                lost_deliveries=0, in_flight=None)
         .returning(Job.cancel_requested)
         .execution_options(synchronize_session=False)).scalar_one_or_none()
     if cancel_requested is None:
@@ -182,7 +215,7 @@ def record_batch(session: Session, job_id: str, token: str, trials: Iterable[dic
 def finish(session: Session, job_id: str, token: str, status: str, error: str | None = None) -> None:
     result = session.execute(
         update(Job).where(_owned(job_id, token))
-        .values(status=status, error=error, finished_at=utcnow(), lease_token=None)
+        .values(status=status, error=error, finished_at=db_now(), lease_token=None, in_flight=None)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:
         raise LeaseLost(job_id)
@@ -192,7 +225,7 @@ def finish(session: Session, job_id: str, token: str, status: str, error: str | 
 def fail_unclaimed(session: Session, job_id: str, error: str) -> None:
     """End a queued job that cannot run (its spec no longer resolves)."""
     session.execute(update(Job).where(Job.id == job_id, Job.status.in_(("queued", "running")))
-                    .values(status="failed", error=error, finished_at=utcnow(), lease_token=None)
+                    .values(status="failed", error=error, finished_at=db_now(), lease_token=None)
                     .execution_options(synchronize_session=False))
     session.add(JobEvent(job_id=job_id, kind="failed", message=error))
 
@@ -202,11 +235,41 @@ def job_trials(session: Session, job_id: str) -> list[Trial]:
 
 
 def runnable_job_ids(session: Session, lease_seconds: int) -> list[str]:
-    """Queued jobs, and running jobs whose heartbeat went stale (for the reaper)."""
-    stale = utcnow() - dt.timedelta(seconds=lease_seconds)
+    """Queued jobs, and running jobs whose heartbeat went stale (an embedded server's restart)."""
     return list(session.scalars(select(Job.id).where(or_(
-        Job.status == "queued", and_(Job.status == "running", Job.heartbeat_at < stale)))
+        Job.status == "queued", and_(Job.status == "running", Job.heartbeat_at < db_now(-lease_seconds))))
         .order_by(Job.created_at)).all())
+
+
+#: The reaper waits lease x 2**k before its k-th re-send of a job nobody took (k capped here).
+MAX_REQUEUE_BACKOFF = 6
+
+
+def jobs_to_requeue(session: Session, lease_seconds: int) -> list[str]:
+    """Jobs the reaper should send again, marked as re-sent (in this transaction).
+
+    A job qualifies when nobody runs it: still queued a lease after it was submitted, or
+    running under a stale lease. Its message may simply be waiting behind busy workers, so
+    each further re-send waits twice as long (lease x 2**k, capped): a job waiting for hours
+    gets a handful of messages, not one per reaper period. A claim resets the count.
+    """
+    rows = session.execute(
+        select(Job.id, Job.status, Job.created_at, Job.heartbeat_at, Job.requeues, Job.requeued_at)
+        .where(or_(and_(Job.status == "queued", Job.created_at < db_now(-lease_seconds)),
+                   and_(Job.status == "running", Job.heartbeat_at < db_now(-lease_seconds))),
+               or_(Job.requeued_at.is_(None), Job.requeued_at < db_now(-lease_seconds)))
+        .order_by(Job.created_at)).all()
+    now = database_time(session)
+    due = []
+    for job_id, _status, _created, _beat, requeues, requeued_at in rows:
+        wait = lease_seconds * 2 ** min(requeues, MAX_REQUEUE_BACKOFF)
+        if requeued_at is None or (now - requeued_at).total_seconds() >= wait:
+            due.append(job_id)
+    if due:
+        session.execute(update(Job).where(Job.id.in_(due))
+                        .values(requeues=Job.requeues + 1, requeued_at=db_now())
+                        .execution_options(synchronize_session=False))
+    return due
 
 
 def get_trial_by_id(session: Session, job_id: str, trial_id: int) -> Trial | None:

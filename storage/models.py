@@ -5,28 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import false
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy import TypeDecorator, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from storage.clock import UTCDateTime, db_now
+
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC datetimes on every database (SQLite returns them naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value
-
-
 def utcnow() -> dt.datetime:
+    """This process's clock: only for durations and for rows that are not a job's (see storage/clock.py)."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -39,11 +31,16 @@ class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=db_now())
+    #: The operator lets this tenant run submitted commands on the workers (HWNAS_ALLOW_COMMAND_EVALUATOR
+    #: lets every tenant).
+    allow_command_evaluator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: Quotas; NULL means the service-wide default (settings).
     max_concurrent_jobs: Mapped[int | None] = mapped_column(Integer)
     max_active_evaluations: Mapped[int | None] = mapped_column(Integer)
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    #: Latency tables the tenant may own (NULL: the service-wide default, settings).
+    max_device_tables: Mapped[int | None] = mapped_column(Integer)
 
 
 class ApiKey(Base):
@@ -53,7 +50,7 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100))
     prefix: Mapped[str] = mapped_column(String(16), index=True)
     key_hash: Mapped[str] = mapped_column(String(128), unique=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=db_now())
     revoked_at: Mapped[dt.datetime | None]
 
 
@@ -63,6 +60,8 @@ class Job(Base):
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency"),
         Index("ix_jobs_status_created", "status", "created_at"),
     )
+    #: created_at/updated_at come from the database clock; load them with the INSERT
+    __mapper_args__ = {"eager_defaults": True}
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
@@ -83,13 +82,23 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[dt.datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Deliveries that died (their lease went stale) since the job last recorded progress.
+    lost_deliveries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The batch being evaluated, written only once a delivery died: names a poison candidate.
+    in_flight: Mapped[dict[str, Any] | None]
+    #: The reaper's re-sends since the job was last claimed, and the last one (for its backoff).
+    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    requeued_at: Mapped[dt.datetime | None]
     checkpoint: Mapped[dict[str, Any] | None] = mapped_column(deferred=True)  # only workers read it
     #: What the job is doing inside a long step (differentiable search: sweep point, epoch, ...)
     phase: Mapped[dict[str, Any] | None]
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: ``{"SPACE/DEVICE": content_hash}`` of the latency tables resolved at submit: the job
+    #: reads those versions (device_versions), whatever happens to the device rows later.
+    table_pins: Mapped[dict[str, Any] | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=db_now())
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=db_now(), onupdate=db_now())
 
 
 class Trial(Base):
@@ -137,21 +146,73 @@ class JobEvent(Base):
     __tablename__ = "job_events"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(default=db_now())
     kind: Mapped[str] = mapped_column(String(32))
     message: Mapped[str] = mapped_column(Text, default="")
 
 
 class Device(Base):
-    """A device's latency table for one search space (the whole table file as JSON)."""
+    """A device's latency table for one search space (the whole table file as JSON).
+
+    ``tenant_id`` NULL is a shipped table (public); otherwise the uploading tenant owns
+    it and only that tenant sees it unless ``shared``. Every stored version is also in
+    ``device_versions`` under its ``content_hash``, which jobs pin at submit.
+    """
 
     __tablename__ = "devices"
-    __table_args__ = (UniqueConstraint("name", "space", name="uq_devices_name_space"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "name", "space", name="uq_devices_owner_name_space"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
     name: Mapped[str] = mapped_column(String(100))
     space: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(50), default="")
     table: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DeviceVersion(Base):
+    """An immutable latency table by the SHA-256 of its JSON: what a job pinned at submit."""
+
+    __tablename__ = "device_versions"
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    space: Mapped[str] = mapped_column(String(50))
+    table: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class JobHypervolume(Base):
+    """The hypervolume history: one row per evaluation count where a job's hypervolume changed.
+
+    The worker writes it with each batch (nas.service.DbRecorder); the dashboard reads it.
+    """
+
+    __tablename__ = "job_hypervolume"
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    evaluations: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hypervolume: Mapped[float] = mapped_column(Float)
+
+
+class DashboardSession(Base):
+    """A dashboard login: the cookie holds a random id, this row its SHA-256 (never the API key)."""
+
+    __tablename__ = "dashboard_sessions"
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class ExportArtifact(Base):
+    """A finished export zip by (space content hash, architecture, format): exports are costly."""
+
+    __tablename__ = "export_cache"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -254,14 +315,6 @@ class DeviceTableVersion(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class JobTablePin(Base):
-    """The table revision a job saw at submit, per device: a refit later never changes it under the job."""
-
-    __tablename__ = "job_table_pins"
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
-    device: Mapped[str] = mapped_column(String(100), primary_key=True)
-    space: Mapped[str] = mapped_column(String(64))
-    revision: Mapped[int] = mapped_column(Integer)
 class SearchSpaceRow(Base):
     """One definition (``hwnas.space/1``) a tenant registered under a name.
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from storage.models import ApiKey, Tenant, utcnow
+from storage.clock import db_now
+from storage.models import ApiKey, Tenant
 
 KEY_PREFIX = "hwnas_"
 DEFAULT_TENANT = "default"
@@ -58,10 +59,29 @@ def list_keys(session: Session) -> list[tuple[ApiKey, str]]:
 
 def revoke_key(session: Session, key_id: int) -> bool:
     result = session.execute(update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-                             .values(revoked_at=utcnow()).execution_options(synchronize_session=False))
+                             .values(revoked_at=db_now()).execution_options(synchronize_session=False))
     return result.rowcount == 1
 
 
 def tenant_for_key(session: Session, key: str) -> Tenant | None:
     return session.scalar(select(Tenant).join(ApiKey, ApiKey.tenant_id == Tenant.id)
                           .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)))
+
+
+def set_command_evaluator(session: Session, tenant_name: str, allowed: bool) -> Tenant:
+    """Let a tenant run submitted commands on the workers, or stop it (created if new)."""
+    tenant = get_or_create_tenant(session, tenant_name)
+    tenant.allow_command_evaluator = allowed
+    session.flush()
+    return tenant
+
+
+def list_tenants(session: Session) -> list[Tenant]:
+    return list(session.scalars(select(Tenant).order_by(Tenant.name)).all())
+
+
+def command_evaluator_allowed(session: Session, tenant_id: int | None) -> bool:
+    """The tenant row's own permission (the global setting is the caller's to add)."""
+    if tenant_id is None:
+        return False
+    return bool(session.scalar(select(Tenant.allow_command_evaluator).where(Tenant.id == tenant_id)))

@@ -25,6 +25,33 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 PG_URL = os.environ.get("HWNAS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("HWNAS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ARTIFACTS = ROOT / "test-artifacts"
+#: An interpreter a sandboxed command evaluator can run: the service runs commands as ``nobody``
+#: when its worker is root, and this checkout's virtualenv may live where ``nobody`` cannot go.
+EVAL_PYTHON = sys.executable if os.geteuid() != 0 else (
+    next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.path.exists(p)), sys.executable))
+#: What a worker in these tests needs on top of the environment: the command evaluator enabled
+#: (every test of a worker uses one; its default is off and tests/workers/test_command_sandbox.py
+#: covers that).
+WORKER_ENV = {"HWNAS_ALLOW_COMMAND_EVALUATOR": "true"}
+
+
+@pytest.fixture
+def tmp_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """pytest's tmp_path, except when tests run as root: then a directory the sandboxed evaluator's
+    user (``nobody``) can read, since evaluator scripts written there run as that user. (pytest's
+    own tree is 0700 and shared by every pytest session of the user, which resets its mode.)"""
+    if os.geteuid() != 0:
+        import re
+
+        yield tmp_path_factory.mktemp(re.sub(r"[\W]", "_", request.node.name)[:30], numbered=True)
+        return
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="hwnas-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _unavailable(what: str, exc: Exception) -> None:
@@ -166,7 +193,7 @@ def celery_stack(migrated_pg_url: str, redis_url: str, tmp_path: Path) -> Iterat
     port = free_port()
     env = {**os.environ, "HWNAS_DATABASE_URL": migrated_pg_url, "HWNAS_BROKER_URL": redis_url,
            "HWNAS_QUEUE": f"hwnas-test-{uuid.uuid4().hex[:8]}", "HWNAS_PORT": str(port),
-           "HWNAS_LEASE_SECONDS": "10", "PYTHONUNBUFFERED": "1"}
+           "HWNAS_LEASE_SECONDS": "10", "PYTHONUNBUFFERED": "1", **WORKER_ENV}
     api, api_log = start_process("api", hwnas_cmd("serve"), env, tmp_path)
     worker, worker_log = start_process("worker", hwnas_cmd("worker"), env, tmp_path)
     service = Service(f"http://127.0.0.1:{port}", env, {"api": api, "worker": worker},
@@ -183,7 +210,7 @@ def celery_stack(migrated_pg_url: str, redis_url: str, tmp_path: Path) -> Iterat
 def embedded_server(tmp_path: Path) -> Iterator[Service]:
     port = free_port()
     env = {**os.environ, "HWNAS_DATABASE_URL": f"sqlite:///{tmp_path / 'hwnas.db'}", "HWNAS_BROKER_URL": "",
-           "HWNAS_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+           "HWNAS_PORT": str(port), "PYTHONUNBUFFERED": "1", **WORKER_ENV}
     api, api_log = start_process("api", hwnas_cmd("serve", "--embedded"), env, tmp_path)
     service = Service(f"http://127.0.0.1:{port}", env, {"api": api}, {"api": api_log})
     try:
@@ -305,16 +332,17 @@ class Stack:
         self.log_dir = log_dir
         self.env = {**os.environ, "HWNAS_DATABASE_URL": database_url, "HWNAS_BROKER_URL": redis_url,
                     "HWNAS_QUEUE": f"hwnas-test-{uuid.uuid4().hex[:8]}", "HWNAS_PORT": str(port),
-                    "HWNAS_LEASE_SECONDS": str(lease_seconds), "PYTHONUNBUFFERED": "1", **env}
+                    "HWNAS_LEASE_SECONDS": str(lease_seconds), "PYTHONUNBUFFERED": "1", **WORKER_ENV, **env}
         self.api_key = create_api_key(self.env, "test-tenant")
         self.api, api_log = start_process("api", hwnas_cmd("serve"), self.env, log_dir)
         self.workers: list[subprocess.Popen[bytes]] = []
         wait_healthy(self.url, self.api, api_log)
 
-    def start_worker(self, beat: bool = True) -> subprocess.Popen[bytes]:
+    def start_worker(self, beat: bool = True, **env: str) -> subprocess.Popen[bytes]:
+        """A worker process; ``env`` adds to its environment (e.g. a faked clock)."""
         name = f"worker{len(self.workers)}"
         args = hwnas_cmd("worker", *([] if beat else ["--no-beat"]))
-        proc, _ = start_process(name, args, self.env, self.log_dir)
+        proc, _ = start_process(name, args, {**self.env, **env}, self.log_dir)
         self.workers.append(proc)
         return proc
 

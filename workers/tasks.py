@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas.service import execute_job, help_with_job, run_operation
+from nas.service import execute_job, help_with_job, run_operation, worker_identity
 from storage import jobs as jobs_q
 from storage.db import make_engine, make_session_factory, session_scope
 from workers.celery_app import app, settings
@@ -23,7 +21,7 @@ def _factory() -> sessionmaker[Session]:
 
 
 def _worker_name() -> str:
-    return f"celery@{socket.gethostname()}:{os.getpid()}"
+    return worker_identity("celery")
 
 
 @lru_cache
@@ -42,7 +40,7 @@ def _send_helpers(job_id: str, count: int) -> None:
 @app.task(name="hwnas.run_job")
 def run_job(job_id: str) -> str:
     outcome = execute_job(_factory(), job_id, owner=_worker_name(), lease_seconds=settings.lease_seconds,
-                          send_helpers=_send_helpers, notify=_notify())
+                          send_helpers=_send_helpers, settings=settings, notify=_notify())
     log.info("job %s: %s", job_id, outcome)
     return outcome
 
@@ -50,7 +48,8 @@ def run_job(job_id: str) -> str:
 @app.task(name="hwnas.evaluate_trials")
 def evaluate_trials(job_id: str) -> int:
     """Help a fanned-out job: evaluate candidates its owner handed out (see nas/fanout.py)."""
-    stored = help_with_job(_factory(), job_id, worker=_worker_name(), lease_seconds=settings.lease_seconds)
+    stored = help_with_job(_factory(), job_id, worker=_worker_name(), lease_seconds=settings.lease_seconds,
+                           settings=settings)
     log.info("job %s: helped with %d evaluations", job_id, stored)
     return stored
 
@@ -65,9 +64,9 @@ def device_operation(op_id: str) -> str:
 
 @app.task(name="hwnas.reap")
 def reap() -> int:
-    """Re-queue jobs nobody runs: still queued, or running with a stale heartbeat."""
+    """Re-queue jobs nobody runs: still queued, or running with a stale heartbeat (with backoff)."""
     with session_scope(_factory()) as s:
-        ids = jobs_q.runnable_job_ids(s, settings.lease_seconds)
+        ids = jobs_q.jobs_to_requeue(s, settings.lease_seconds)
     for job_id in ids:
         run_job.delay(job_id)
     return len(ids)

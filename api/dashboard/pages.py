@@ -1,9 +1,11 @@
 """The dashboard: server-rendered pages under ``/``, with their data and download routes.
 
 Every route but the assets and the login page takes ``Viewer`` (api/dashboard/access.py:
-the API's authentication) and reads through the storage queries the JSON API uses,
-scoped to the caller's tenant. The pages' scripts call the JSON API (``/v1/...``) for
-trials, fronts and cancel; the login cookie authenticates those calls too.
+a login session, or the API's authentication) and reads through the storage queries the
+JSON API uses, scoped to the caller's tenant. The pages' scripts call ``/ui/jobs/...``,
+the JSON API's job routes under the dashboard's session (the JSON API itself ignores the
+cookie). Every page is served with a Content-Security-Policy (scripts from this origin
+and the page's nonce only, ``frame-ancestors 'none'``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,20 +21,22 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.auth import KEY_COOKIE
+from api.auth import client_address, cross_site
 from api.dashboard import assets, exports, formatting
 from api.dashboard.choosing import compare_data, job_extras, normalised_hv, trial_columns
-from api.dashboard.access import Viewer
+from api.dashboard.access import SESSION_COOKIE, Viewer, safe_next
 from api.dashboard.architecture import diagram_svg, predicted_latencies
 from api.dashboard.jobrows import MAX_ROWS, SORTS, STATUSES, age, arrange, job_row
 from api.dashboard.projection import band_of
 from api.dashboard.series import duplicates_of, job_series, metric_label
-from api.deps import SessionFactory
-from api.problems import Problem
+from api.deps import SessionFactory, SettingsDep
+from api.problems import Problem, field_error
 from hwnas_settings.version import __version__
-from search_spaces import InvalidArchitecture
 from nas.service import DbCatalog
+from search_spaces import InvalidArchitecture
 from storage import catalog as catalog_q
+from storage import hypervolume as hv_q
+from storage import sessions as sessions_q
 from storage import jobs as jobs_q
 from storage import tenants as tenants_q
 from storage.db import session_scope
@@ -45,9 +50,25 @@ templates.env.filters.update(formatting.FILTERS)
 router = APIRouter(include_in_schema=False)
 
 
+#: plotly.js builds WebGL programs with ``new Function`` (regl), hence 'unsafe-eval'; styles are
+#: set inline by plotly. Scripts still come only from this origin or carry the page's nonce.
+CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "same-origin"}
+#: The most jobs /compare shows at once (each is a query and a plot).
+MAX_COMPARE = 8
+
+
 def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("embedded", request.app.state.settings.embedded)
-    return templates.TemplateResponse(request, template, context, status_code=status_code)
+    nonce = secrets.token_urlsafe(16)
+    context.update(csp_nonce=nonce, csrf_token=getattr(request.state, "csrf_token", ""))
+    response = templates.TemplateResponse(request, template, context, status_code=status_code)
+    response.headers["Content-Security-Policy"] = CSP.format(nonce=nonce)
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 def _not_found(request: Request, what: str) -> HTMLResponse:
@@ -160,7 +181,8 @@ def job_series_json(request: Request, job_id: str, factory: SessionFactory, call
         if job is None:
             raise Problem(404, "Job not found", f"no job {job_id!r}")
         trials = jobs_q.job_trials(s, job.id)
-    body = job_series(job.spec, job.reference_point, job.front or [], trials)
+        history = hv_q.history(s, job.id)  # stored by the worker: nothing is recomputed here
+    body = job_series(job.spec, job.reference_point, job.front or [], trials, history)
     body.update(job_id=job.id, job_status=job.status, evaluated=job.evaluated, budget=job.budget,
                 hypervolume_stored=job.hypervolume, **job_extras(factory, job, trials))
     return _json(request, body)
@@ -183,8 +205,12 @@ def job_columns_json(request: Request, job_id: str, factory: SessionFactory, cal
 @router.get("/compare.json")
 def compare_json(request: Request, factory: SessionFactory, caller: Viewer,
                  jobs: Annotated[str, Query(max_length=2000)] = "") -> Response:
-    """The fronts of ``?jobs=a,b`` (at most 12), each projected onto every device any of them names."""
-    ids = [j for j in jobs.split(",") if j.strip()][:12]
+    """The fronts of ``?jobs=a,b`` (at most ``MAX_COMPARE``, 422 beyond), each projected onto every
+    device any of them names."""
+    ids = list(dict.fromkeys(j.strip() for j in jobs.split(",") if j.strip()))
+    if len(ids) > MAX_COMPARE:
+        raise Problem(422, "Too many jobs to compare", f"jobs: at most {MAX_COMPARE} jobs at once",
+                      [field_error("jobs", f"at most {MAX_COMPARE} jobs")])
     with session_scope(factory) as s:
         found = [jobs_q.get_job(s, j, caller.tenant_id) for j in ids]
     return _json(request, compare_data(factory, [j for j in found if j is not None]))
@@ -220,7 +246,7 @@ def _architecture(request: Request, factory: SessionFactory, space_name: str, ar
     except InvalidArchitecture as exc:
         return _page(request, "not_found.html", 422, title="Invalid architecture", what=str(exc))
     with session_scope(factory) as s:
-        devices = catalog_q.list_devices(s, space.name)
+        devices = catalog_q.list_devices(s, space.name, tenant_id=tenant_id)
         tables = [d.table for d in devices]
         bands = {d.name: band_of(d.table) for d in devices}
     return _page(request, "architecture.html", title="Architecture", space=space, arch=arch, svg=svg,
@@ -228,8 +254,13 @@ def _architecture(request: Request, factory: SessionFactory, space_name: str, ar
                  bands=bands, degenerate=space.is_degenerate(arch), **context)
 
 
+MAX_SEQ = 2**31 - 1
+
+
 @router.get("/jobs/{job_id}/trials/{seq}", response_class=HTMLResponse)
 def trial_page(request: Request, job_id: str, seq: int, factory: SessionFactory, caller: Viewer) -> HTMLResponse:
+    if not 0 <= seq <= MAX_SEQ:  # a trial's seq is a 32-bit column: larger ones do not exist
+        return _not_found(request, f"trial {seq} of job {job_id}")
     with session_scope(factory) as s:
         job = jobs_q.get_job(s, job_id, caller.tenant_id)
         trial = jobs_q.get_trial(s, job_id, seq) if job else None
@@ -258,15 +289,19 @@ def devices_page(request: Request, factory: SessionFactory, caller: Viewer) -> H
         devices = [{"name": d.name, "space": d.space, "kind": d.kind, "device": d.table.get("device", {}),
                     "entries": len(d.table.get("entries", {})), "provenance": d.table.get("provenance", {}),
                     "validation": d.table.get("validation", {}), "band": band_of(d.table)}
-                   for d in catalog_q.list_devices(s)]
+                   for d in catalog_q.list_devices(s, tenant_id=caller.tenant_id)]
     return _page(request, "devices.html", title="Devices", devices=devices)
 
 
 @router.get("/compare", response_class=HTMLResponse)
 def compare_page(request: Request, factory: SessionFactory, caller: Viewer,
                  jobs: Annotated[list[str], Query(max_length=2000)] = []) -> HTMLResponse:  # noqa: B006
-    """``?jobs=a,b`` or ``?jobs=a&jobs=b``; the fronts come from ``/compare.json``."""
-    chosen = [j for raw in jobs for j in raw.split(",") if j.strip()]
+    """``?jobs=a,b`` or ``?jobs=a&jobs=b`` (at most ``MAX_COMPARE``); the fronts come from
+    ``/compare.json``."""
+    chosen = list(dict.fromkeys(j.strip() for raw in jobs[:MAX_COMPARE + 1] for j in raw.split(",") if j.strip()))
+    if len(chosen) > MAX_COMPARE:
+        raise Problem(422, "Too many jobs to compare", f"jobs: at most {MAX_COMPARE} jobs at once",
+                      [field_error("jobs", f"at most {MAX_COMPARE} jobs")])
     with session_scope(factory) as s:
         recent, _ = jobs_q.list_jobs(s, limit=100, tenant_id=caller.tenant_id)
         rows = [job_row(j) for j in recent]
@@ -279,25 +314,44 @@ def compare_page(request: Request, factory: SessionFactory, caller: Viewer,
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: Annotated[str, Query(max_length=2000)] = "/") -> HTMLResponse:  # noqa: A002
-    return _page(request, "login.html", title="Log in", next=next if next.startswith("/") and not next.startswith("//") else "/")
+    return _page(request, "login.html", title="Log in", next=safe_next(next))
 
 
 @router.post("/login", status_code=204, response_class=Response)
-def login(request: Request, factory: SessionFactory,
+def login(request: Request, factory: SessionFactory, settings: SettingsDep,
           api_key: Annotated[str, Body(embed=True, min_length=1, max_length=200)]) -> Response:
-    """Check an API key and keep it in an HttpOnly, SameSite=Strict cookie for the dashboard."""
+    """Check an API key and start a session; the cookie holds only the session's random id.
+
+    Throttled per client address (``login_attempts_per_minute``), and refused from other sites.
+    """
+    limiter = request.app.state.rate_limiter
+    limit = settings.login_attempts_per_minute
+    retry_after = limiter.hit(f"{settings.queue}:login:{client_address(request)}", limit)
+    if retry_after is not None:
+        raise Problem(429, "Too many login attempts", f"more than {limit} a minute from this address",
+                      headers={"Retry-After": str(retry_after)})
+    if cross_site(request):
+        raise Problem(403, "Cross-site request refused", "log in from this site's own login page")
     with session_scope(factory) as s:
         tenant = tenants_q.tenant_for_key(s, api_key)
-    if tenant is None:
+        created = sessions_q.create(s, tenant.id, settings.session_ttl_s) if tenant else None
+    if created is None:
         raise Problem(401, "Invalid API key", "the key is unknown or revoked")
     response = Response(status_code=204)
-    response.set_cookie(KEY_COOKIE, api_key, httponly=True, samesite="strict", path="/",
-                        secure=request.url.scheme == "https", max_age=30 * 86400)
+    response.set_cookie(SESSION_COOKIE, created.session_id, httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https", max_age=settings.session_ttl_s)
     return response
 
 
 @router.post("/logout")
-def logout() -> Response:
+def logout(request: Request, factory: SessionFactory) -> Response:
+    """End the session (refused from other sites, so no page elsewhere logs a user out)."""
+    if cross_site(request):
+        raise Problem(403, "Cross-site request refused", "log out from this site's own pages")
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if session_id:
+        with session_scope(factory) as s:
+            sessions_q.end(s, session_id)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(KEY_COOKIE, path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -67,10 +67,10 @@ _LINKS = {"GetJob": {"operationId": "get_job", "parameters": _JOB_ID},
 def submit_job(spec: Annotated[JobSpec, Body(openapi_examples=SPEC_EXAMPLES)], response: Response, factory: SessionFactory, enqueue: Enqueue, caller: CallerDep,
                settings: SettingsDep,
                idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None) -> JobPublic:
-    if spec.evaluator.type == "command" and not settings.allow_command_evaluator:
-        raise Problem(422, "Invalid job spec", "this server does not run command evaluators",
-                      [field_error("evaluator.type", "command evaluators are disabled on this server "
-                                   "(HWNAS_ALLOW_COMMAND_EVALUATOR)", ["benchmark", "train"])])
+    if spec.evaluator.type == "command" and not caller.command_evaluator:
+        message = service.command_refusal(caller.tenant)
+        raise Problem(422, "Invalid job spec", f"evaluator.type: {message}",
+                      [field_error("evaluator.type", message, ["benchmark", "train", "proxy"])])
     job, created = service.submit(factory, spec, tenant_id=caller.tenant_id, quotas=caller.quotas,
                                   idempotency_key=idempotency_key)
     if created:

@@ -52,7 +52,7 @@ def demo(port: Annotated[int, typer.Option(help="Port of the demo server")] = 87
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     url = f"http://127.0.0.1:{port}"
     log = (DEMO_DIR / "demo-server.log").open("w")
-    env = {**os.environ, "HWNAS_BROKER_URL": "", "HWNAS_DATABASE_URL": f"sqlite:///{db}"}
+    env = {**os.environ, "HWNAS_EMBEDDED": "true", "HWNAS_HOST": "127.0.0.1", "HWNAS_DATABASE_URL": f"sqlite:///{db}"}
     server = subprocess.Popen([sys.executable, "-m", "hwnas.cli.main", "serve", "--embedded",
                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:

@@ -30,9 +30,11 @@ app = typer.Typer(help="Hardware-aware neural architecture search.", no_args_is_
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmark tables (accuracy lookups).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (each names a tenant).", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants and what the operator lets them do.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="benchmarks")
 app.add_typer(keys_app, name="keys")
+app.add_typer(tenants_app, name="tenants")
 app.add_typer(tables_app, name="tables")
 app.add_typer(spaces_app, name="spaces")
 app.add_typer(devices_app, name="devices")
@@ -64,7 +66,9 @@ def _factory(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 @app.command()
-def serve(embedded: Annotated[bool, typer.Option(help="SQLite + in-process worker (ignores the broker)")] = False,
+def serve(embedded: Annotated[bool, typer.Option(
+              help="Single-user mode on a loopback address: in-process worker, no authentication "
+                   "(also HWNAS_EMBEDDED=true)")] = False,
           host: Annotated[str | None, typer.Option(help="Bind address")] = None,
           port: Annotated[int | None, typer.Option(help="Port")] = None,
           workers: Annotated[int, typer.Option(help="HTTP worker processes (not with --embedded)")] = 1,
@@ -74,7 +78,13 @@ def serve(embedded: Annotated[bool, typer.Option(help="SQLite + in-process worke
 
     from api.app import create_app
 
-    settings = _settings(database_url, host=host, port=port, **({"broker_url": ""} if embedded else {}))
+    from hwnas_settings import UnsafeSettings
+
+    settings = _settings(database_url, host=host, port=port, **({"embedded": True} if embedded else {}))
+    try:
+        settings.check_serving()
+    except UnsafeSettings as exc:
+        fail(f"refusing to start: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     console.print(f"hwnas API on http://{settings.host}:{settings.port}  (docs at /docs, "
                   f"{'embedded worker, no auth' if settings.embedded else 'Celery at ' + settings.broker_url})")
@@ -82,6 +92,7 @@ def serve(embedded: Annotated[bool, typer.Option(help="SQLite + in-process worke
         if settings.embedded:
             fail("--workers needs the Celery mode: the embedded worker lives in one process")
         os.environ["HWNAS_DATABASE_URL"] = settings.database_url  # the worker processes read the environment
+        os.environ["HWNAS_HOST"] = settings.host
         uvicorn.run("api.app:create_app", factory=True, host=settings.host, port=settings.port, workers=workers,
                     log_level="warning")
     else:
@@ -93,11 +104,14 @@ def worker(concurrency: Annotated[int, typer.Option(help="Jobs run at once (proc
            beat: Annotated[bool, typer.Option(help="Also run the reaper schedule in this worker")] = True) -> None:
     """Run a Celery worker (needs HWNAS_BROKER_URL and HWNAS_DATABASE_URL)."""
     settings = _settings()
-    if settings.embedded:
-        fail("HWNAS_BROKER_URL is not set", "export HWNAS_BROKER_URL=redis://127.0.0.1:6379/0, "
+    if settings.embedded or not settings.broker_url:
+        fail("a worker needs HWNAS_BROKER_URL and HWNAS_EMBEDDED unset", "export HWNAS_BROKER_URL=redis://127.0.0.1:6379/0, "
              "or run `hwnas serve --embedded` which needs no worker")
+    from nas.evaluators.command import protect_this_process
     from workers.celery_app import app as celery_app
 
+    if os.geteuid() != 0:  # commands then run as this user: keep them out of its memory and environment
+        protect_this_process()
     argv = ["worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "--queues", settings.queue]
     if beat:
         argv += ["--beat", "--schedule", str(Path(tempfile.gettempdir()) / f"hwnas-beat-{os.getpid()}")]
@@ -209,6 +223,40 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id from `hwnas k
     if not revoked:
         fail(f"no active key {key_id}", "see `hwnas keys list`")
     console.print(f"revoked key {key_id}")
+
+
+@tenants_app.command("set")
+def tenants_set(tenant: Annotated[str, typer.Argument(help="Tenant name (created if new)")],
+                command_evaluator: Annotated[bool | None, typer.Option(
+                    "--command-evaluator/--no-command-evaluator",
+                    help="Let this tenant's jobs run their own commands on the workers (sandboxed; see README)")] = None,
+                database_url: DbUrl = None) -> None:
+    """Change what a tenant may do."""
+    from storage import tenants as tenants_q
+    from storage.db import session_scope
+
+    if command_evaluator is None:
+        fail("nothing to set", "pass --command-evaluator or --no-command-evaluator")
+    if not tenant.strip() or len(tenant) > 100:
+        fail("the tenant name must be 1 to 100 characters")
+    with _storage_errors(), session_scope(_factory(_settings(database_url))) as s:
+        row = tenants_q.set_command_evaluator(s, tenant.strip(), command_evaluator)
+        name = row.name
+    console.print(f"tenant {name!r}: command evaluator {'enabled' if command_evaluator else 'disabled'}")
+
+
+@tenants_app.command("list")
+def tenants_list(database_url: DbUrl = None) -> None:
+    """List tenants with their quotas and permissions."""
+    from storage import tenants as tenants_q
+    from storage.db import session_scope
+
+    table = Table("tenant", "command evaluator", "max jobs", "max evaluations", "requests/min")
+    with _storage_errors(), session_scope(_factory(_settings(database_url))) as s:
+        for t in tenants_q.list_tenants(s):
+            table.add_row(t.name, "yes" if t.allow_command_evaluator else "no", str(t.max_concurrent_jobs or "default"),
+                          str(t.max_active_evaluations or "default"), str(t.rate_limit_per_minute or "default"))
+    console.print(table)
 
 
 @contextmanager

@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def submit(spec: Annotated[Path, typer.Argument(help="Job spec JSON file")], url: Url = DEFAULT_URL,
                api_key: ApiKey = None, wait: bool = typer.Option(False, help="Wait and print the front")) -> None:
-        """Submit a job spec to the server."""
+        """Submit a job spec to the server; with --wait, exits 1 unless the job succeeded."""
         try:
             body: dict[str, Any] = json.loads(spec.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -78,6 +78,8 @@ def register(app: typer.Typer) -> None:
                 job = wait_with_bar(client, job.id, None, 1.0)
                 _print_job(job)
                 print_front(client, job.id)
+                if job.status != "succeeded":
+                    raise typer.Exit(1)
 
     @app.command()
     def status(job_id: str, url: Url = DEFAULT_URL, api_key: ApiKey = None) -> None:

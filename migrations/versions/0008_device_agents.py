@@ -1,7 +1,7 @@
 """device agents: measurement agents, their measurements, onboard/verify operations, table revisions
 
 Revision ID: 0008_device_agents
-Revises: 0005_search_spaces
+Revises: 0007_tenant_tables_hv_history
 Create Date: 2026-12-01
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0008_device_agents"
-down_revision = "0005_search_spaces"
+down_revision = "0007_tenant_tables_hv_history"
 branch_labels = None
 depends_on = None
 
@@ -84,17 +84,9 @@ def upgrade() -> None:
         sa.Column("created_at", TS, nullable=False),
         sa.UniqueConstraint("name", "space", "revision", name="uq_device_table_versions"),
     )
-    op.create_table(
-        "job_table_pins",
-        sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("device", sa.String(100), primary_key=True),
-        sa.Column("space", sa.String(64), nullable=False),
-        sa.Column("revision", sa.Integer(), nullable=False),
-    )
 
 
 def downgrade() -> None:
-    op.drop_table("job_table_pins")
     op.drop_table("device_table_versions")
     op.drop_index("ix_device_operations_job_id", table_name="device_operations")
     op.drop_table("device_operations")

@@ -153,7 +153,7 @@ def run_onboarding(factory: sessionmaker[Session], op_id: str, measurer: DeviceM
     with session_scope(factory) as s:
         op = devices_q.get_operation(s, op_id)
         assert op is not None
-        device, space_name, params = op.device, op.space, dict(op.params)
+        device, space_name, params, tenant_id = op.device, op.space, dict(op.params), op.tenant_id
         existing = devices_q.owner_measurements(s, op_id)
     space = get_space(space_name)
     known = basis(space_name, device)
@@ -181,10 +181,9 @@ def run_onboarding(factory: sessionmaker[Session], op_id: str, measurer: DeviceM
                                                  "measured": total, "total": total})
     table = fit_and_validate(space, device, fit_rows, val_rows, with_flops(space, known),
                              source="hwnas devices onboard", seed=seed)
-    table.provenance.update({"uploaded_by": params.get("tenant"), "onboarding": op_id,
-                             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
+    table.provenance.update({"onboarding": op_id, "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
     with session_scope(factory) as s:
-        stored = devices_q.store_revision(s, table.to_dict())
+        stored = devices_q.store_revision(s, table.to_dict(), tenant_id)
         revision = devices_q.table_revision(stored.table)
     return {"device": device, "space": space_name, "revision": revision, "references": sum(m.ok for m in fit_rows),
             "validation": table.validation, "model": table.provenance.get("model"),
@@ -205,15 +204,16 @@ def refit(factory: sessionmaker[Session], device: str, space_name: str, basis: l
         val_rows = _as_measured(devices_q.device_data(s, device, space_name, ("validation",)))
         current = catalog_q.get_device(s, device, space_name)
         old = LatencyTable.from_dict(current[0].table) if current else None
+        owner = current[0].tenant_id if current else None
     fit_rows = _distinct(fit_rows, space)
     if len(fit_rows) < MIN_ROWS or old is None:
         return None
     before = _report(old, space, val_rows)
     table = fit_and_validate(space, device, fit_rows, val_rows, with_flops(space, basis),
                              source=f"hwnas refit ({reason})")
-    table.provenance.update({k: old.provenance[k] for k in ("uploaded_by", "onboarding") if k in old.provenance})
+    table.provenance.update({k: old.provenance[k] for k in ("onboarding",) if k in old.provenance})
     with session_scope(factory) as s:
-        stored = devices_q.store_revision(s, table.to_dict())
+        stored = devices_q.store_revision(s, table.to_dict(), owner)
         revision = devices_q.table_revision(stored.table)
     return {"revision_before": devices_q.table_revision(old.to_dict()), "revision_after": revision,
             "fit_rows": len(fit_rows), "validation_before": before, "validation_after": table.validation}

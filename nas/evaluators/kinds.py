@@ -14,7 +14,7 @@ from nas import registry
 from nas.catalog import Catalog, SpecError
 from nas.evaluators.base import Evaluator
 from nas.evaluators.benchmark import BenchmarkEvaluator
-from nas.evaluators.command import CommandEvaluator
+from nas.evaluators.command import CommandEvaluator, CommandPolicy
 from nas.evaluators.proxy import ProxyEvaluator
 from nas.evaluators.train import DatasetError, ImageDataset, TrainEvaluator, load_dataset
 from nas.registry import Registry
@@ -23,7 +23,10 @@ from search_spaces.base import SearchSpace
 
 
 class EvaluatorKind:
-    """One evaluator ``type``: spec checks against the catalog, and the evaluator it builds."""
+    """One evaluator ``type``: spec checks against the catalog, and the evaluator it builds.
+
+    ``command_policy`` is how a command evaluator runs (``nas.evaluators.command``); other kinds ignore it.
+    """
 
     name: ClassVar[str]
     #: May run on several threads of one process (training seeds torch globally, so it may not).
@@ -34,7 +37,8 @@ class EvaluatorKind:
         """Raise ``SpecError`` (naming the field) for what the catalog cannot provide."""
 
     @classmethod
-    def build(cls, spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
+    def build(cls, spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None,
+              command_policy: CommandPolicy | None = None) -> Evaluator:
         raise NotImplementedError
 
 
@@ -64,7 +68,8 @@ class BenchmarkKind(EvaluatorKind):
                             info.columns)
 
     @classmethod
-    def build(cls, spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
+    def build(cls, spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None,
+              command_policy: CommandPolicy | None = None) -> Evaluator:
         ev: Any = spec.evaluator
         data = catalog.benchmark(ev.table)
         if data is None:
@@ -78,9 +83,13 @@ class CommandKind(EvaluatorKind):
     threads_safe = True
 
     @classmethod
-    def build(cls, spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
+    def build(cls, spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None,
+              command_policy: CommandPolicy | None = None) -> Evaluator:
         ev: Any = spec.evaluator
-        return CommandEvaluator(ev.command, ev.timeout_s, ev.retries, cwd=cwd)
+        try:
+            return CommandEvaluator(ev.command, ev.timeout_s, ev.retries, cwd=cwd, policy=command_policy)
+        except ValueError as exc:
+            raise SpecError("evaluator.command", str(exc)) from None
 
 
 class _DatasetKind(EvaluatorKind):
@@ -105,7 +114,8 @@ class TrainKind(_DatasetKind):
     name = "train"
 
     @classmethod
-    def build(cls, spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
+    def build(cls, spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None,
+              command_policy: CommandPolicy | None = None) -> Evaluator:
         ev: Any = spec.evaluator
         return TrainEvaluator(space, cls.dataset(spec), seed=spec.seed, epochs=ev.epochs, width=ev.width,
                               cells_per_stage=ev.cells_per_stage, batch_size=ev.batch_size,
@@ -117,7 +127,8 @@ class ProxyKind(_DatasetKind):
     name = "proxy"
 
     @classmethod
-    def build(cls, spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None) -> Evaluator:
+    def build(cls, spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None,
+              command_policy: CommandPolicy | None = None) -> Evaluator:
         ev: Any = spec.evaluator
         return ProxyEvaluator(space, cls.dataset(spec), proxy=ev.proxy, seed=spec.seed, batch_size=ev.batch_size,
                               width=ev.width, cells_per_stage=ev.cells_per_stage)

@@ -159,16 +159,18 @@ def write_onnx(model: Any, config: ModelConfig, path: Path, seed: int) -> dict[s
             "tolerance": ONNX_TOLERANCE, "input": "input", "output": "logits"}
 
 
-def export_architecture(space_name: str | SearchSpace, arch: str, fmt: str, out_dir: Path, *,
-                        tables: Sequence[LatencyTable], tables_source: str, seed: int = 0,
-                        weights: Mapping[str, Any] | None = None, used_devices: Sequence[str] = (),
-                        job: dict[str, Any] | None = None) -> ExportResult:
-    """Write the export of ``arch`` in ``fmt`` into ``out_dir`` (created) and return its manifest.
+@dataclass
+class ModelFiles:
+    """The model part of an export (file name -> bytes, and what the manifest says of it)."""
 
-    ``tables``: every registered table of the space (shipped ones locally, the
-    database's in the service); ``used_devices``: those the job optimised for.
-    ``weights``: a state_dict, written only for ``torch`` (``onnx`` embeds it).
-    """
+    files: dict[str, bytes]
+    extra: dict[str, Any]
+
+
+def write_model_files(space_name: str | SearchSpace, arch: str, fmt: str, out_dir: Path, *, seed: int = 0,
+                      weights: Mapping[str, Any] | None = None) -> tuple[list[str], dict[str, Any]]:
+    """Write the model file(s) of ``arch`` in ``fmt`` into ``out_dir``: the costly part of an
+    export, and the only one that uses torch (ONNX, weights). Returns (names, manifest extras)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
     space, arch = resolve(space_name, arch)
@@ -192,6 +194,33 @@ def export_architecture(space_name: str | SearchSpace, arch: str, fmt: str, out_
                 files.append(WEIGHTS)
         else:
             extra["onnx"] = write_onnx(_build(source, config, seed, weights), config, main, seed)
+    return files, extra
+
+
+def export_architecture(space_name: str | SearchSpace, arch: str, fmt: str, out_dir: Path, *,
+                        tables: Sequence[LatencyTable], tables_source: str, seed: int = 0,
+                        weights: Mapping[str, Any] | None = None, used_devices: Sequence[str] = (),
+                        job: dict[str, Any] | None = None, model: ModelFiles | None = None) -> ExportResult:
+    """Write the export of ``arch`` in ``fmt`` into ``out_dir`` (created) and return its manifest.
+
+    ``tables``: every registered table of the space (shipped ones locally, the
+    database's in the service); ``used_devices``: those the job optimised for.
+    ``weights``: a state_dict, written only for ``torch`` (``onnx`` embeds it).
+    ``model``: the model files built already (write_model_files elsewhere); then only
+    the manifest is made here.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    space, arch = resolve(space_name, arch)
+    config = config_for(space)
+    canonical_hash = space.canonical_hash(arch)
+    if model is None:
+        files, extra = write_model_files(space, arch, fmt, out_dir, seed=seed, weights=weights)
+    else:  # built elsewhere (the service's export process, or its cache)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, content in model.files.items():
+            (out_dir / name).write_bytes(content)
+        files, extra = list(model.files), dict(model.extra)
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT, "export_format": fmt,
         "files": {name: {"sha256": _sha256(out_dir / name), "bytes": (out_dir / name).stat().st_size}

@@ -18,15 +18,29 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from nas.problem import Problem, TrialResult
 
 MAX_DRAWS = 200
 
 
+class StrategyParams(BaseModel):
+    """A strategy's ``params``: declared with ranges, so no job can ask for unbounded work.
+
+    Each strategy sets ``Params`` to a subclass; the spec's params are validated against it
+    (unknown names and out-of-range values are a 422 naming ``strategy.params.X``) and
+    ``GET /v1/strategies`` lists its fields. Defaults mirror the constructor's.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
 class Strategy(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
+    #: The params this strategy takes (none by default).
+    Params: ClassVar[type[StrategyParams]] = StrategyParams
     #: Trains a supernet inside ``ask`` (darts, fbnet): needs a supported space and the job's
     #: tables, so the generic conformance suite (toy space) leaves it out.
     differentiable: ClassVar[bool] = False

@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from pydantic import Field
+
 from nas.pareto import hypervolume, non_dominated_mask
 from nas.problem import Problem, TrialResult
 from nas.registry import STRATEGIES
-from nas.strategies.base import Strategy
+from nas.strategies.base import Strategy, StrategyParams
 from nas.strategies.features import features
 from nas.strategies.gp import GP
 from nas.strategies.pool import Pool, build_pool
@@ -38,6 +40,9 @@ GENERAL_SAMPLES = 8
 class DefaultStrategy(Strategy):
     name = "default"
     description = "GP surrogate of accuracy + exact table latency for the whole space; picks by EHVI"
+
+    class Params(StrategyParams):
+        initial: int = Field(10, ge=2, le=1000, description="random architectures before the surrogate is used")
 
     def __init__(self, problem: Problem, seed: int = 0, initial: int = 10):
         super().__init__(problem, seed)

@@ -20,14 +20,16 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
+
+from pydantic import Field, field_validator
 
 from nas.catalog import SpecError
 from nas.problem import Problem
 from nas.registry import STRATEGIES
-from nas.strategies.base import Strategy
+from nas.strategies.base import Strategy, StrategyParams
 
 if TYPE_CHECKING:
     from nas.differentiable.trainer import SupernetSearch
@@ -46,6 +48,40 @@ class DifferentiableStrategy(Strategy):
     default_weights: ClassVar[tuple[float, ...]]
     default_temperature: ClassVar[float] = 1.0
     default_temperature_decay: ClassVar[float] = 1.0
+
+    class Params(StrategyParams):
+        """Bounds on one job's supernet training (defaults: see the constructor; None = the strategy's)."""
+
+        latency_weights: list[float] | None = Field(None, min_length=1, max_length=32,
+                                                    description="one supernet search per weight (each >= 0)")
+        epochs: int = Field(8, ge=1, le=200)
+        warmup_epochs: int = Field(2, ge=0, le=200)
+        batch_size: int = Field(64, ge=1, le=1024)
+        weight_lr: float = Field(0.05, gt=0, le=10)
+        alpha_lr: float = Field(0.03, gt=0, le=10)
+        relaxation: Literal["softmax", "gumbel"] | None = None
+        temperature: float | None = Field(None, gt=0, le=1000)
+        temperature_decay: float | None = Field(None, gt=0, le=1)
+        hard_sampling: bool = False
+        loss: Literal["linear", "multiplicative"] | None = None
+        loss_scale: float = Field(0.2, gt=0, le=1000)
+        device: str | None = Field(None, min_length=1, max_length=100)
+        hard_limit: bool = False
+        latency_limit_ms: float | None = Field(None, gt=0, le=1e6)
+        penalty_growth: float = Field(2.0, ge=1, le=100)
+        dataset: str | None = Field(None, max_length=1000)
+        width: int = Field(8, ge=1, le=64)
+        cells_per_stage: int = Field(1, ge=1, le=5)
+        width_multiplier: float = Field(0.25, gt=0, le=1)
+        archs_per_weight: int = Field(1, ge=1, le=16)
+        torch_device: str = Field("cpu", pattern=r"^(cpu|cuda(:[0-9]{1,2})?)$")
+
+        @field_validator("latency_weights")
+        @classmethod
+        def _bounded(cls, weights: list[float] | None) -> list[float] | None:
+            if weights and any(not 0 <= w <= 1e6 for w in weights):
+                raise ValueError("each latency weight must be within [0, 1e6]")
+            return weights
 
     def __init__(self, problem: Problem, seed: int = 0, *, latency_weights: list[float] | None = None,
                  epochs: int = 8, warmup_epochs: int = 2, batch_size: int = 64, weight_lr: float = 0.05,

@@ -5,10 +5,12 @@ from typing import Any
 
 import numpy as np
 
+from pydantic import Field
+
 from nas.pareto import pareto_ranks
 from nas.problem import Problem, TrialResult
 from nas.registry import STRATEGIES
-from nas.strategies.base import Strategy
+from nas.strategies.base import Strategy, StrategyParams
 
 
 @STRATEGIES.register
@@ -23,6 +25,10 @@ class AgingEvolution(Strategy):
 
     name = "evolution"
     description = "Aging evolution with Pareto-rank tournaments (Real et al. 2019)"
+
+    class Params(StrategyParams):
+        population_size: int = Field(50, ge=2, le=10_000, description="members kept (the oldest dies)")
+        sample_size: int = Field(10, ge=1, le=10_000, description="tournament size (<= population_size)")
 
     def __init__(self, problem: Problem, seed: int = 0, population_size: int = 50,
                  sample_size: int = 10):

@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from pydantic import Field
+
 from nas.pareto import pareto_ranks
 from nas.problem import Problem, TrialResult
 from nas.registry import STRATEGIES
-from nas.strategies.base import Strategy
+from nas.strategies.base import Strategy, StrategyParams
 
 Member = tuple[str, list[float]]
 
@@ -60,6 +62,11 @@ def select(members: list[Member], k: int) -> list[Member]:
 class NSGA2(Strategy):
     name = "nsga2"
     description = "NSGA-II: rank + crowding selection, uniform crossover, per-position mutation"
+
+    class Params(StrategyParams):
+        population_size: int = Field(20, ge=2, le=10_000, description="architectures per generation")
+        crossover_prob: float = Field(0.9, ge=0, le=1, description="probability of uniform crossover")
+        mutation_prob: float | None = Field(None, ge=0, le=1, description="per position; default 1/positions")
 
     def __init__(self, problem: Problem, seed: int = 0, population_size: int = 20,
                  crossover_prob: float = 0.9, mutation_prob: float | None = None):

@@ -18,13 +18,15 @@ over the space (the tables make that free).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from pydantic import Field, field_validator
+
 from nas.problem import Problem, TrialResult
 from nas.registry import STRATEGIES
-from nas.strategies.base import Strategy
+from nas.strategies.base import Strategy, StrategyParams
 
 SOFT_WEIGHTS = (0.0, -0.07, -0.2, -0.5, -1.0)
 
@@ -33,6 +35,32 @@ SOFT_WEIGHTS = (0.0, -0.07, -0.2, -0.5, -1.0)
 class Reinforce(Strategy):
     name = "rl"
     description = "REINFORCE controller, MnasNet reward ACC*(LAT/T)^w (soft/hard), Pareto mode sweeps w"
+
+    class Params(StrategyParams):
+        reward: Literal["soft", "hard"] = Field("soft", description="soft: w on both sides of T; hard: only over T")
+        pareto: bool = Field(True, description="cycle w through weights (one controller for the whole front)")
+        w: float | None = Field(None, ge=-10, le=0, description="latency exponent when pareto is false")
+        weights: list[float] = Field(list(SOFT_WEIGHTS), min_length=1, max_length=64,
+                                     description="latency exponents of pareto mode, each in [-10, 0]")
+        target_ms: dict[str, float] | None = Field(None, max_length=64,
+                                                   description="latency target per device (default: its median)")
+        learning_rate: float = Field(0.1, gt=0, le=10)
+        entropy: float = Field(0.01, ge=0, le=10)
+        baseline_decay: float = Field(0.8, ge=0, le=1)
+
+        @field_validator("weights")
+        @classmethod
+        def _bounded(cls, weights: list[float]) -> list[float]:
+            if any(not -10 <= x <= 0 for x in weights):
+                raise ValueError("each weight must be within [-10, 0]")
+            return weights
+
+        @field_validator("target_ms")
+        @classmethod
+        def _positive(cls, targets: dict[str, float] | None) -> dict[str, float] | None:
+            if targets and any(not 0 < v <= 1e6 for v in targets.values()):
+                raise ValueError("each target must be within (0, 1e6] ms")
+            return targets
 
     def __init__(self, problem: Problem, seed: int = 0, reward: str = "soft", pareto: bool = True,
                  w: float | None = None, weights: Sequence[float] = SOFT_WEIGHTS,

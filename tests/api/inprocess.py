@@ -48,6 +48,7 @@ class Api:
 @contextmanager
 def running_api(database_url: str, redis_url: str, **settings: Any) -> Iterator[Api]:
     """The app with jobs sent to a queue nobody consumes (they stay queued)."""
+    settings.setdefault("allow_command_evaluator", True)  # SPEC's evaluator; never run (nobody consumes)
     config = Settings(database_url=database_url, broker_url=redis_url, queue=f"unconsumed-{uuid.uuid4().hex}",
                       **settings)
     with TestClient(create_app(config)) as client:

@@ -16,7 +16,7 @@ from latency_tables import shipped_tables
 
 @pytest.fixture
 def client(migrated_pg_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(database_url=migrated_pg_url, broker_url=""))) as c:
+    with TestClient(create_app(Settings(database_url=migrated_pg_url, embedded=True, allow_command_evaluator=True))) as c:
         yield c
 
 

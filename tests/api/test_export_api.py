@@ -90,3 +90,57 @@ def test_the_export_url_is_in_the_openapi_document(api: Api) -> None:
     assert operation["operationId"] == "export_trial"
     assert "application/zip" in operation["responses"]["200"]["content"]
     assert {p["name"] for p in operation["parameters"]} >= {"job_id", "trial_id", "format"}
+
+
+ARCHS = ["|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|nor_conv_3x3~2|",
+         "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|",
+         "|skip_connect~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|nor_conv_3x3~0|skip_connect~1|none~2|"]
+
+
+def test_six_concurrent_onnx_exports_all_succeed_then_come_from_the_cache(
+        make_stack: Any, migrated_pg_url: str, redis_url: str) -> None:
+    """uvicorn on PostgreSQL and Redis: six ONNX exports at once (three architectures, each asked
+    twice) all answer 200 (torch runs in the server's export processes, not its request threads;
+    the two asks of one architecture share one build), repeats come from the cache, and the
+    per-tenant export rate holds."""
+    import concurrent.futures
+
+    import httpx
+    import onnxruntime as ort
+    from sqlalchemy import func, select
+
+    from storage.db import make_engine, make_session_factory
+    from storage.models import ExportArtifact
+    from tests.api.inprocess import Api
+
+    limit = 10
+    stack = make_stack(migrated_pg_url, redis_url, HWNAS_EXPORT_WORKERS="2",
+                       HWNAS_EXPORT_RATE_PER_MINUTE=str(limit))
+    factory = make_session_factory(make_engine(migrated_pg_url))
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    with httpx.Client(base_url=stack.url, headers=headers, timeout=300) as c:
+        job = c.post("/v1/jobs", json=SPEC).raise_for_status().json()  # stays queued: no worker
+        helper = Api(None, factory)  # type: ignore[arg-type]
+        ids = [helper.add_trial(job["id"], i, arch) for i, arch in enumerate(ARCHS)]
+        url = f"/v1/jobs/{job['id']}/trials/{{}}/export?format={{}}"
+        asks = [ids[i % 3] for i in range(6)]
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            responses = list(pool.map(lambda t: c.get(url.format(t, "onnx")), asks))
+        assert [r.status_code for r in responses] == [200] * 6, [r.text[:300] for r in responses]
+        models = []
+        for trial, r in zip(asks, responses, strict=True):
+            files = unzip(r.content)
+            manifest = json.loads(files["manifest.json"])
+            assert manifest["arch"] == ARCHS[ids.index(trial)] and manifest["onnx"]["max_abs_diff"] < 1e-3
+            ort.InferenceSession(files["model.onnx"], providers=["CPUExecutionProvider"])
+            models.append(files["model.onnx"])
+        assert models[0] == models[3] and models[0] != models[1]  # one build per architecture
+        count = lambda: session_scope(factory).__enter__().scalar(  # noqa: E731
+            select(func.count()).select_from(ExportArtifact).where(ExportArtifact.filename == "nb201-onnx"))
+        assert count() == 3
+        again = c.get(url.format(ids[0], "onnx"))
+        assert again.status_code == 200 and unzip(again.content)["model.onnx"] == models[0]
+        assert count() == 3  # served from the cache
+        # the rate: quick JSON exports until refused (a minute boundary may reset the count once)
+        codes = [c.get(url.format(ids[0], "json")).status_code for _ in range(2 * limit + 1)]
+        assert 429 in codes and codes.index(429) <= 2 * limit

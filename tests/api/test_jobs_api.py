@@ -32,7 +32,7 @@ def client(migrated_pg_url: str, small_csv: Path) -> Iterator[TestClient]:
     with session_scope(factory) as s:
         catalog_q.replace_benchmark(s, name="nb201", space="nb201", columns=data.columns, rows=data.rows,
                                     source="test")
-    app = create_app(Settings(database_url=migrated_pg_url, broker_url=""))
+    app = create_app(Settings(database_url=migrated_pg_url, embedded=True, allow_command_evaluator=True))
     with TestClient(app) as c:
         c.factory = factory  # type: ignore[attr-defined]
         yield c
@@ -58,7 +58,7 @@ def job_count(client: TestClient) -> int:
 BAD_SPECS = [
     ({"space": "nope"}, "space", "nb201"),
     ({"strategy": {"name": "magic"}}, "strategy.name", "evolution"),
-    ({"strategy": {"name": "evolution", "params": {"population": 3}}}, "strategy.params", "population"),
+    ({"strategy": {"name": "evolution", "params": {"population": 3}}}, "strategy.params.population", "population_size"),
     ({"budget": {"evaluations": 0}}, "budget.evaluations", "greater than or equal to 1"),
     ({"budget": {"evaluations": 10**9}}, "budget.evaluations", "less than or equal"),
     ({"objectives": [{"metric": "speed", "goal": "maximize"}]}, "objectives[0].metric", "latency_ms"),
@@ -157,5 +157,5 @@ def test_lists_catalog_health_and_404(client: TestClient) -> None:
     devices = client.get("/v1/devices", params={"space": "nb201"}).json()
     fitted = [d for d in devices if d["name"] != "dev_vm_cpu_1t"]  # the 14 HELP devices, plus this CPU
     assert len(fitted) == 14 and all(d["validation"]["n"] > 10_000 for d in fitted)
-    assert client.get("/v1/health").json()["database"] == "ok"
+    assert client.get("/v1/health").json()["database"] == "up"
     assert "/v1/jobs/{job_id}/pareto" in client.get("/openapi.json").json()["paths"]

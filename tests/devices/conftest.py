@@ -18,7 +18,7 @@ HERE = Path(__file__).parent
 FAKE_DEVICE = HERE / "fake_device.py"
 FAKE_ACCURACY = HERE / "fake_accuracy.py"
 #: Short heartbeats so "offline" is seen within seconds.
-AGENT_ENV = {"HWNAS_AGENT_HEARTBEAT_S": "0.5", "HWNAS_AGENT_OFFLINE_AFTER_S": "3",
+AGENT_ENV = {"HWNAS_AGENT_HEARTBEAT_S": "0.5", "HWNAS_AGENT_OFFLINE_AFTER_S": "3", "HWNAS_ALLOW_COMMAND_EVALUATOR": "true",
              "HWNAS_AGENT_WAIT_TIMEOUT_S": "120"}
 
 
@@ -27,7 +27,8 @@ def fake_command(model: bool = False) -> str:
 
 
 def accuracy_command() -> str:
-    return f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE_ACCURACY))} {{arch}}"
+    """Run as the worker's command user (stdlib only, so the system python3 on its PATH will do)."""
+    return f"python3 {shlex.quote(str(FAKE_ACCURACY))} {{arch}}"
 
 
 def start_agent(stack: Any, name: str, *extra: str, device: str = "fakedev",

@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from storage.db import make_engine, make_session_factory, session_scope
-from storage.models import JobTablePin, Measurement
+from storage.catalog import content_hash
+from storage.models import DeviceTableVersion, Job, Measurement
 from tests.conftest import ROOT, hwnas_cmd
 from tests.devices.conftest import (AGENT_ENV, accuracy_command, agent_online, get, post, start_agent,
                                     wait_for)
@@ -119,7 +120,10 @@ def test_onboard_verify_refit_and_measured_objectives_with_failures(make_stack: 
     assert get(stack, "/v1/devices/fakedev", space="nb201")[0]["provenance"]["revision"] == 2
     factory = make_session_factory(make_engine(pg_url))
     with session_scope(factory) as s:  # the job keeps the revision it was submitted with
-        assert s.scalar(select(JobTablePin.revision).where(JobTablePin.job_id == job["id"])) == 1
+        pins = s.get(Job, job["id"]).table_pins
+        first = s.scalar(select(DeviceTableVersion.table).where(DeviceTableVersion.name == "fakedev",
+                                                                DeviceTableVersion.revision == 1))
+        assert [v for k, v in pins.items() if "fakedev" in k] == [content_hash(first)]
 
     # verify again on demand: another refit, another revision
     op = post(stack, f"/v1/jobs/{job['id']}/verify", {"device": "fakedev", "top_k": 2})

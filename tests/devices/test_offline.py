@@ -41,6 +41,7 @@ def test_a_job_measuring_on_an_offline_device_fails_with_the_reason(factory: Any
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HWNAS_AGENT_WAIT_TIMEOUT_S", "1")
     monkeypatch.setenv("HWNAS_AGENT_OFFLINE_AFTER_S", "1")
+    monkeypatch.setenv("HWNAS_ALLOW_COMMAND_EVALUATOR", "true")
     get_settings.cache_clear()
     try:
         spec = JobSpec.model_validate({

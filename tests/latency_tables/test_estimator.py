@@ -68,3 +68,19 @@ def test_missing_entry_is_named() -> None:
 def test_wrong_space_is_refused() -> None:
     with pytest.raises(ValueError, match="space"):
         LatencyEstimator(table_for("nb201", {}), get_space("fbnet"))
+
+
+def test_uploaded_tables_cannot_evict_the_shipped_tables_estimators() -> None:
+    from latency_tables import estimator_for, shipped_tables
+    from latency_tables import estimator as estimator_module
+
+    space = get_space("fbnet")
+    shipped = next(t for t in shipped_tables("fbnet") if t.device_name == "pixel3")
+    first = estimator_for(shipped, space)
+    for i in range(estimator_module._CACHE_SIZE + 40):  # more distinct uploads than the LRU holds
+        entries = {k: Entry(e.mean * (1 + (i + 1) / 1000)) for k, e in shipped.entries.items()}
+        estimator_for(LatencyTable(device={"name": f"up{i}"}, space="fbnet", entries=entries), space)
+    assert estimator_for(shipped, space) is first
+    assert len(estimator_module._CACHE) <= estimator_module._CACHE_SIZE
+    # keyed by content: an equal table (another object) finds the same estimator
+    assert estimator_for(LatencyTable.from_dict(shipped.to_dict()), space) is first

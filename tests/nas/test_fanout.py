@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from hwnas_settings import Settings
 from nas.catalog import MemoryCatalog
 from nas.engine import run_search
 from nas.fanout import ThreadedDispatch
@@ -26,6 +27,7 @@ from storage import pending as pending_q
 from storage import tenants as tenants_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Job, PendingTrial
+from tests.conftest import EVAL_PYTHON
 from tests.nas.test_engine import ListRecorder
 
 
@@ -40,7 +42,7 @@ def command_spec(tmp_path: Path, *, budget: int, batch_size: int, parallelism: i
             "strategy": {"name": "evolution", "params": {"population_size": 8, "sample_size": 3}},
             "objectives": [{"metric": "accuracy", "goal": "maximize"},
                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-            "evaluator": {"type": "command", "command": f"{sys.executable} {script} {{arch}}"}}
+            "evaluator": {"type": "command", "command": f"{EVAL_PYTHON} {script} {{arch}}"}}
 
 
 def serial_archs(spec: dict[str, Any]) -> list[str]:
@@ -131,6 +133,9 @@ def test_no_candidate_of_a_cancelled_job_starts(factory: Any, tmp_path: Path) ->
         assert claimed and claimed.candidates == [(0, "a0")]  # the running one finishes
 
 
+ALLOW = Settings(allow_command_evaluator=True)  # the command evaluator is off unless the operator says so
+
+
 def test_owner_and_helper_threads_record_every_trial_exactly_once(factory: Any, tmp_path: Path) -> None:
     spec = command_spec(tmp_path, budget=20, batch_size=6, parallelism=3)
     job_id, _ = running_job(factory, spec)
@@ -142,11 +147,12 @@ def test_owner_and_helper_threads_record_every_trial_exactly_once(factory: Any, 
     def send_helpers(job: str, count: int) -> None:
         for n in range(count):
             t = threading.Thread(target=lambda: helped.append(
-                help_with_job(factory, job, worker=f"helper{len(helpers)}", lease_seconds=60)))
+                help_with_job(factory, job, worker=f"helper{len(helpers)}", lease_seconds=60, settings=ALLOW)))
             helpers.append(t)
             t.start()
 
-    outcome = execute_job(factory, job_id, owner="owner", lease_seconds=60, send_helpers=send_helpers)
+    outcome = execute_job(factory, job_id, owner="owner", lease_seconds=60, send_helpers=send_helpers,
+                          settings=ALLOW)
     for t in helpers:
         t.join()
     assert outcome == "succeeded"

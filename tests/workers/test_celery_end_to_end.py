@@ -12,7 +12,7 @@ from hwnas_client import Client
 from nas.pareto import non_dominated_mask
 from storage import jobs as jobs_q
 from storage.db import make_engine, make_session_factory, session_scope
-from tests.conftest import ROOT, Service, hwnas_cmd
+from tests.conftest import EVAL_PYTHON, ROOT, Service, hwnas_cmd
 
 
 def stored_trials(url: str, job_id: str) -> list:
@@ -59,7 +59,7 @@ def test_cancel_stops_a_running_job_within_one_evaluation(celery_stack: Service,
         "name": "to cancel", "space": "nb201", "budget": {"evaluations": 200}, "strategy": {"name": "random"},
         "objectives": [{"metric": "accuracy", "goal": "maximize"},
                        {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-        "evaluator": {"type": "command", "command": f"{sys.executable} {script} {{arch}}"},
+        "evaluator": {"type": "command", "command": f"{EVAL_PYTHON} {script} {{arch}}"},
     }
     with Client(celery_stack.url, api_key=celery_stack.api_key) as client:
         job = client.submit(spec)

@@ -27,7 +27,7 @@ from nas.resolve import build_search
 from nas.spec import JobSpec
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import PendingTrial
-from tests.conftest import PrivateRedis, Stack, hwnas_cmd, start_process
+from tests.conftest import EVAL_PYTHON, PrivateRedis, Stack, hwnas_cmd, start_process
 from tests.nas.test_engine import ListRecorder
 from tests.workers.test_reliability import trials_of, wait_for
 
@@ -36,6 +36,7 @@ BUDGET = 24
 
 def fanout_spec(tmp_path: Path, marks: Path, sleep_s: float = 0.3) -> dict[str, Any]:
     marks.mkdir(exist_ok=True)
+    marks.chmod(0o777)  # the sandboxed evaluator (``nobody`` under a root worker) writes its marks here
     script = tmp_path / "marking_eval.py"
     script.write_text(
         "import json, os, sys, time, zlib\n"
@@ -50,7 +51,7 @@ def fanout_spec(tmp_path: Path, marks: Path, sleep_s: float = 0.3) -> dict[str, 
             "strategy": {"name": "evolution", "params": {"population_size": 8, "sample_size": 3}},
             "objectives": [{"metric": "accuracy", "goal": "maximize"},
                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-            "evaluator": {"type": "command", "command": f"{sys.executable} {script} {{arch}}"}}
+            "evaluator": {"type": "command", "command": f"{EVAL_PYTHON} {script} {{arch}}"}}
 
 
 def serial_archs(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -96,7 +97,8 @@ def assert_exact(stack: Stack, job_id: str, expected_archs: list[str]) -> None:
 
 @pytest.fixture
 def stack(make_stack: Callable[..., Stack], migrated_pg_url: str, private_redis: PrivateRedis) -> Stack:
-    return make_stack(migrated_pg_url, private_redis.url)
+    # the evaluator reads EVAL_TAG and EVAL_SLEEP: the sandbox passes only allow-listed variables
+    return make_stack(migrated_pg_url, private_redis.url, HWNAS_COMMAND_ENV_ALLOW="EVAL_TAG,EVAL_SLEEP")
 
 
 def test_two_workers_share_one_job_and_record_each_trial_once(stack: Stack, tmp_path: Path,

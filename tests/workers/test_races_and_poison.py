@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from storage import jobs as jobs_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Job, JobEvent
-from tests.conftest import Service
+from tests.conftest import EVAL_PYTHON, Service
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -25,7 +25,7 @@ def command_spec(script: Path, budget: int, **extra: Any) -> dict[str, Any]:
     return {"space": "nb201", "budget": {"evaluations": budget}, "strategy": {"name": "random"},
             "objectives": [{"metric": "accuracy", "goal": "maximize"},
                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-            "evaluator": {"type": "command", "command": f"{sys.executable} {script} {{arch}}"}, **extra}
+            "evaluator": {"type": "command", "command": f"{EVAL_PYTHON} {script} {{arch}}"}, **extra}
 
 
 def evaluator(tmp_path: Path, body: str) -> Path:
@@ -92,7 +92,7 @@ def test_crashing_and_hanging_evaluations_fail_alone(celery_stack: Service, tmp_
     assert job.status == "succeeded" and job.evaluated == 12
     failed = [t for t in trials if t.status == "failed"]
     assert failed and len(failed) < 12 and job.failed == len(failed)
-    assert all("crashed on purpose" in t.error or "timed out" in t.error for t in failed)
+    assert all("crashed on purpose" in t.error or "timed out" in t.error for t in failed), [t.error for t in failed]
 
 
 def test_too_many_failures_stop_the_job_with_the_reason(celery_stack: Service, tmp_path: Path) -> None:

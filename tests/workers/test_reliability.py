@@ -20,7 +20,7 @@ from hwnas_client import Client, Job
 from storage import jobs as jobs_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.models import Trial
-from tests.conftest import PrivatePostgres, PrivateRedis, Stack
+from tests.conftest import EVAL_PYTHON, PrivatePostgres, PrivateRedis, Stack
 
 BUDGET = 30
 
@@ -35,7 +35,7 @@ def spec(tmp_path: Path, budget: int = BUDGET, sleep_s: float = 0.15) -> dict[st
         "strategy": {"name": "evolution", "params": {"population_size": 8, "sample_size": 3}},
         "objectives": [{"metric": "accuracy", "goal": "maximize"},
                        {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
-        "evaluator": {"type": "command", "command": f"{sys.executable} {script} {{arch}}"},
+        "evaluator": {"type": "command", "command": f"{EVAL_PYTHON} {script} {{arch}}"},
     }
 
 

@@ -1,6 +1,6 @@
 // hwnas dashboard: a little JavaScript over server-rendered pages. No build step, no inline
-// script (the pages run under a strict Content-Security-Policy). Data comes from the JSON API
-// (/v1/...), /jobs/{id}/series.json, /jobs/{id}/columns.json and /compare.json; plots use
+// script (the pages run under a strict Content-Security-Policy). Data comes from the JSON API's
+// job routes under the dashboard session (/ui/jobs/...; /v1 takes API keys only), /jobs/{id}/series.json, /jobs/{id}/columns.json and /compare.json; plots use
 // plotly.js served from the installed plotly package. window.hwnasTimings holds render timings.
 "use strict";
 (function () {
@@ -87,7 +87,12 @@
     return node;
   }
 
-  async function getJSON(url, init) {
+  // The session's CSRF token (base.html), sent with every change the page asks for.
+  const CSRF = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  async function getJSON(url, init = {}) {
+    const method = (init.method || "GET").toUpperCase();
+    if (method !== "GET") init = { ...init, headers: { ...(init.headers || {}), "X-CSRF-Token": CSRF } };
     const r = await fetch(url, init);
     if (!r.ok) {
       const body = await r.json().catch(() => ({}));
@@ -458,7 +463,7 @@
       let took = 1000;
       try {
         const wasRunning = !TERMINAL.includes(status);
-        showJob(await getJSON(`/v1/jobs/${jobId}`));
+        showJob(await getJSON(`/ui/jobs/${jobId}`));
         if (wasRunning) { took = await loadSeries(); table.reload(series); }
       } catch (e) {
         document.getElementById("plot-caption").textContent = `Update failed: ${e.message}; retrying.`;
@@ -473,7 +478,7 @@
       btn.disabled = true;
       state.textContent = "Cancelling…";
       try {
-        const j = await getJSON(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
+        const j = await getJSON(`/ui/jobs/${jobId}/cancel`, { method: "POST" });
         state.textContent = j.status === "cancelled" ? "Job cancelled."
           : "Cancel requested: the job stops before its next evaluation.";
         showJob(j);
@@ -655,7 +660,7 @@
       const n = Number(size.value);
       const filter = statusSel.value;
       const page = filter === "front" ? frontPage(n)
-        : await getJSON(`/v1/jobs/${jobId}/trials?sort=${encodeURIComponent(sort)}&limit=${n}&offset=${offset}` + (filter ? `&status=${filter}` : ""));
+        : await getJSON(`/ui/jobs/${jobId}/trials?sort=${encodeURIComponent(sort)}&limit=${n}&offset=${offset}` + (filter ? `&status=${filter}` : ""));
       total = page.total;
       const frontSet = new Set(series ? series.front : []);
       const dupOf = new Map();
@@ -778,6 +783,13 @@
   }
 
   /* ---------------------------------------------------------------- login */
+  // Only a path on this site (the server checks too): "/\\evil", "//evil" or a scheme go home instead.
+  function sameOriginPath(next) {
+    if (!next || !/^\/(?![\/\\])/.test(next) || /[\s\\]/.test(next)) return "/";
+    const url = new URL(next, window.location.origin);
+    return url.origin === window.location.origin ? url.pathname + url.search + url.hash : "/";
+  }
+
   function initLogin() {
     const form = document.getElementById("login-form");
     if (!form) return;
@@ -786,7 +798,7 @@
       const state = document.getElementById("login-state");
       const r = await fetch("/login", { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ api_key: document.getElementById("api-key").value }) });
-      if (r.ok) window.location.href = form.dataset.next || "/";
+      if (r.ok) window.location.href = sameOriginPath(form.dataset.next);
       else state.textContent = r.status === 401 ? "That key is unknown or revoked." : `Login failed (HTTP ${r.status}).`;
     });
   }

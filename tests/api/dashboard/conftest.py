@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ARTIFACTS, Service, free_port, hwnas_cmd, start_process, stop, wait_healthy
+from tests.conftest import WORKER_ENV, ARTIFACTS, Service, free_port, hwnas_cmd, start_process, stop, wait_healthy
 
 CHROMIUM = os.environ.get("HWNAS_CHROMIUM", "/usr/bin/chromium")
 #: Flags this machine needs: no sandbox as root, no GPU, no calls home (the network is closed).
@@ -42,7 +42,7 @@ def slow_command_spec(name: str, budget: int, seconds: float) -> dict[str, Any]:
             "objectives": [{"metric": "accuracy", "goal": "maximize"},
                            {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
             "evaluator": {"type": "command",
-                          "command": f'sleep {seconds}; echo "{{\\"accuracy\\": ${{#HWNAS_ARCH}}}}"'}}
+                          "command": f"sh -c 'sleep {seconds}; echo \"{{\\\"accuracy\\\": ${{#HWNAS_ARCH}}}}\"'"}}
 
 
 def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def dashboard_server(tmp_path_factory: pytest.TempPathFactory, nb201_csv: Path) 
     tmp = tmp_path_factory.mktemp("dashboard")
     port = free_port()
     env = {**os.environ, "HWNAS_DATABASE_URL": f"sqlite:///{tmp / 'hwnas.db'}", "HWNAS_BROKER_URL": "",
-           "HWNAS_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+           "HWNAS_PORT": str(port), "PYTHONUNBUFFERED": "1", **WORKER_ENV}
     api, log = start_process("api", hwnas_cmd("serve", "--embedded"), env, tmp)
     url = f"http://127.0.0.1:{port}"
     server = DashboardServer(url, httpx.Client(base_url=url, timeout=30), {},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -40,7 +41,7 @@ def test_pages_need_a_key_and_show_only_the_callers_tenant(celery_stack: Service
         assert anonymous.get("/login").status_code == 200
         assert anonymous.get("/assets/dashboard.js").status_code == 200
         assert anonymous.post("/login", json={"api_key": "hwnas_not_a_key"}).status_code == 401
-        assert "hwnas_key" not in anonymous.cookies
+        assert "hwnas_session" not in anonymous.cookies
 
     with httpx.Client(base_url=celery_stack.url) as owner:
         r = owner.post("/login", json={"api_key": celery_stack.api_key})
@@ -49,8 +50,12 @@ def test_pages_need_a_key_and_show_only_the_callers_tenant(celery_stack: Service
         assert "httponly" in cookie and "samesite=strict" in cookie
         assert "tenant A&#39;s job" in owner.get("/").text
         for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/series.json", f"/jobs/{job_id}/trials.csv",
-                     f"/jobs/{job_id}/trials/0", "/devices", f"/v1/jobs/{job_id}"):
+                     f"/jobs/{job_id}/trials/0", "/devices", f"/ui/jobs/{job_id}", f"/ui/jobs/{job_id}/pareto"):
             assert owner.get(path).status_code == 200, path
+        assert owner.get(f"/v1/jobs/{job_id}").status_code == 401  # the JSON API ignores the cookie
+        export = re.search(r'href="(/ui/jobs/[^"]+/export\?format=json)"', owner.get(f"/jobs/{job_id}/trials/0").text)
+        assert export and owner.get(export.group(1)).status_code == 200  # the trial page's Export links
+        assert owner.get("/ui/devices/pixel3", params={"space": "nb201"}).status_code == 200
         assert owner.post("/logout").status_code == 303
         assert owner.get("/").status_code == 303
 
@@ -58,7 +63,7 @@ def test_pages_need_a_key_and_show_only_the_callers_tenant(celery_stack: Service
         assert other.post("/login", json={"api_key": other_key}).status_code == 204
         assert "tenant A" not in other.get("/").text
         for path in (f"/jobs/{job_id}", f"/jobs/{job_id}/series.json", f"/jobs/{job_id}/front.json",
-                     f"/jobs/{job_id}/trials/0", f"/v1/jobs/{job_id}"):
+                     f"/jobs/{job_id}/trials/0", f"/ui/jobs/{job_id}"):
             assert other.get(path).status_code == 404, path
         assert other.get("/compare", params={"jobs": f"{job_id},x"}).text.count("Unknown job") == 1
 

@@ -18,6 +18,7 @@ import plotly
 import pytest
 
 from api.dashboard.formatting import percent, sig
+from nas.pareto import Objective, ParetoArchive
 from tests.api.dashboard.conftest import DashboardServer
 
 
@@ -73,6 +74,20 @@ def test_series_match_the_stored_trials_front_and_hypervolume(dashboard_server: 
     assert hv["total"] == 120 and hv["evaluations"] == sorted(hv["evaluations"])
     assert hv["values"][-1] == pytest.approx(job["hypervolume"])
     assert all(b > a for a, b in zip(hv["values"], hv["values"][1:], strict=False))
+    # the stored history is the engine's running front replayed over the trials (feasible ones only)
+    keys = [o["key"] for o in s["objectives"]]
+    archive = ParetoArchive([Objective(o["key"], o["goal"] == "maximize") for o in s["objectives"]],
+                            s["reference_point"])
+    replayed, current = [], 0.0
+    for n, t in enumerate(trials, start=1):
+        m = t["metrics"]
+        if t["status"] == "completed" and all(k in m for k in keys) and m["latency_ms@pixel3"] <= 12.0:
+            archive.add(t["seq"], m)
+            if archive.hypervolume() != current:
+                current = archive.hypervolume()
+                replayed.append((n, current))
+    assert hv["evaluations"] == [n for n, _ in replayed]
+    assert hv["values"] == pytest.approx([v for _, v in replayed])
 
 
 def test_downloads_hold_every_trial_and_exactly_the_front(dashboard_server: DashboardServer) -> None:
@@ -158,7 +173,7 @@ def test_trial_page_links_to_working_exports(dashboard_server: DashboardServer) 
     c = dashboard_server.client
     job_id = dashboard_server.jobs["single"]["id"]
     html = c.get(f"/jobs/{job_id}/trials/0").text
-    links = re.findall(r'href="(/v1/jobs/[^"]+/export\?format=(\w+))"', html)
+    links = re.findall(r'href="(/ui/jobs/[^"]+/export\?format=(\w+))"', html)
     assert {fmt for _, fmt in links} == {"torch", "onnx", "json"}
     json_link = next(link for link, fmt in links if fmt == "json")
     r = c.get(json_link)

@@ -1,4 +1,4 @@
-"""The dashboard's pure parts: hypervolume history, job rows, cell diagrams, predictions, CSV."""
+"""The dashboard's pure parts: plot axes, job rows, cell diagrams, predictions, CSV."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import datetime as dt
 import io
 import re
 
-import numpy as np
 import pytest
 
 from api.dashboard.architecture import diagram_svg, predicted_latencies
 from api.dashboard.exports import trials_csv
 from api.dashboard.jobrows import JobRow, age, arrange
-from api.dashboard.series import hypervolume_history, plot_axes
+from api.dashboard.series import plot_axes
 from latency_tables import LatencyEstimator, shipped_tables
-from nas.pareto import Objective, ParetoArchive
 from nas.spec import JobSpec
 from search_spaces import get_space
 from storage.models import Trial
@@ -27,39 +25,6 @@ SPEC = JobSpec.model_validate({
     "constraints": [{"metric": "latency_ms", "device": "pixel3", "max": 8.0},
                     {"metric": "accuracy", "min": 10.0}],
     "evaluator": {"type": "benchmark", "table": "t", "metric": "m"}})
-REF = {"accuracy": 0.0, "latency_ms@pixel3": 10.0}
-
-
-def test_hypervolume_history_matches_the_engines_archive() -> None:
-    rng = np.random.default_rng(0)
-    trials = []
-    archive = ParetoArchive([Objective("accuracy", True), Objective("latency_ms@pixel3", False)], REF)
-    expected = []
-    for i in range(300):
-        metrics = {"accuracy": float(rng.uniform(0, 100)), "latency_ms@pixel3": float(rng.uniform(1, 12))}
-        status = "failed" if i % 17 == 0 else "completed"
-        trials.append((status, metrics))
-        if status == "completed" and metrics["latency_ms@pixel3"] <= 8.0 and metrics["accuracy"] >= 10.0:
-            archive.add(i, metrics)
-        expected.append(archive.hypervolume())
-    history = hypervolume_history(SPEC, REF, trials)
-    assert history, "some trials are feasible"
-    assert [n for n, _ in history] == sorted({n for n, _ in history})
-    for n, value in history:  # each change point equals the archive after that many evaluations
-        assert value == pytest.approx(expected[n - 1])
-    assert history[-1][1] == pytest.approx(expected[-1])
-    changes = [i + 1 for i in range(len(expected)) if expected[i] != (expected[i - 1] if i else 0.0)]
-    assert [n for n, _ in history] == changes
-
-
-def test_infeasible_and_failed_trials_never_count() -> None:
-    trials = [("completed", {"accuracy": 90.0, "latency_ms@pixel3": 9.0}),  # breaks the 8 ms limit
-              ("failed", {"accuracy": 95.0, "latency_ms@pixel3": 1.0}),
-              ("completed", {"accuracy": 5.0, "latency_ms@pixel3": 1.0}),   # below the accuracy floor
-              ("completed", {"accuracy": 50.0})]                             # objective missing
-    assert hypervolume_history(SPEC, REF, trials) == []
-    trials.append(("completed", {"accuracy": 50.0, "latency_ms@pixel3": 5.0}))
-    assert hypervolume_history(SPEC, REF, trials) == [(5, pytest.approx(50.0 * 5.0))]
 
 
 def test_plot_axes_have_one_panel_per_device_and_the_tightest_limits() -> None:
@@ -124,19 +89,6 @@ def test_trials_csv_has_a_column_per_metric_key() -> None:
     assert [r["seq"] for r in rows] == ["0", "1"]
     assert rows[0]["accuracy"] == "91.5" and rows[0]["latency_ms@pixel3"] == "3.0"
     assert rows[1]["accuracy"] == "" and rows[1]["error"] == "exit 1"
-
-
-@pytest.mark.parametrize("dims", [1, 2, 3, 4])
-def test_fast_hypervolume_equals_nas_pareto(dims: int) -> None:
-    from api.dashboard.series import _hypervolume
-    from nas.pareto import hypervolume
-
-    rng = np.random.default_rng(dims)
-    for n in (0, 1, 5, 40):
-        points = rng.uniform(0, 1, size=(n, dims))
-        points[: n // 4] = np.round(points[: n // 4], 1)  # ties and duplicates
-        reference = np.full(dims, 0.2)
-        assert _hypervolume(points, reference) == pytest.approx(hypervolume(points, reference), rel=1e-12, abs=1e-15)
 
 
 def test_numbers_are_formatted_for_people() -> None:
