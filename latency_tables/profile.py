@@ -18,6 +18,13 @@ This machine may be a noisy shared VM, so timing fights noise:
   every edge runs whether or not its output is used, and the per-cell dispatch and
   node sums are timed as their own term (an all-``skip`` cell minus its identities).
 
+Denormal floats are flushed to zero while timing: an untrained network in eval mode
+carries a vanishing signal, and denormals in it slow x86 kernels several times over
+(an untrained mbv2-160 network ran 11.6 ms in torch with them, 3.6 ms without), which
+trained weights do not do. ``runtime="onnxruntime"`` times every probe and network as
+an ONNX graph in onnxruntime (one thread per session, as ``tables measure-export`` runs
+an ONNX export), for tables that predict ONNX deployments.
+
 Op timings in isolation miss what a whole network adds or saves (caches, dispatch),
 so a calibration set of ``calibrate_archs`` networks timed end to end fits one
 non-negative scale per op type (ridge towards 1) -- a correction recorded in the
@@ -45,6 +52,35 @@ Progress = Callable[[str, int, int], None]
 
 class ProfileError(RuntimeError):
     """The profile cannot run here (no CUDA, unknown space, ...)."""
+
+
+RUNTIMES = ("torch", "onnxruntime")
+
+
+def onnxruntime_call(module: object, x: object, threads: int) -> Callable[[], object]:
+    """``module(x)`` as an onnxruntime session (TorchScript ONNX export, opset 17, denormals as zero)."""
+    import io
+    import warnings
+
+    import onnxruntime as ort
+    import torch
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), buffer, dynamo=False, opset_version=17, input_names=["input"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: x.detach().cpu().numpy()}  # type: ignore[attr-defined]
+    return lambda: session.run(None, feed)
+
+
+def _call(module: object, x: object, runtime: str, threads: int) -> Callable[[], object]:
+    if runtime == "onnxruntime":
+        return onnxruntime_call(module, x, threads)
+    return lambda: module(x)  # type: ignore[operator]
 
 
 def plan_for(space: SearchSpace, batch: int) -> tuple[dict[str, Probe], dict[str, dict[str, float]]]:
@@ -131,7 +167,8 @@ def _environment(threads: int, batch: int, torch_device: str) -> dict[str, objec
 
 
 def profile_entries(space: SearchSpace, *, timer: Timer, batch: int, rounds: int = 10,
-                    only: list[str] | None = None, progress: Progress | None = None) -> dict[str, Entry]:
+                    only: list[str] | None = None, progress: Progress | None = None,
+                    runtime: str = "torch", threads: int = 1) -> dict[str, Entry]:
     """Time the probes behind every signature (or just ``only``) and combine them into entries."""
     import torch
 
@@ -146,7 +183,7 @@ def profile_entries(space: SearchSpace, *, timer: Timer, batch: int, rounds: int
     for key in needed:
         module = probes[key].module.eval().to(timer.device)  # type: ignore[attr-defined]
         x = torch.randn(*probes[key].shape, device=timer.device)
-        calls[key] = (lambda m, t: lambda: m(t))(module, x)
+        calls[key] = _call(module, x, runtime, threads)
     with torch.inference_mode():
         passes = [timer.measure(calls, rounds=rounds, repeats=5,
                                 progress=(lambda r: progress(f"timing ops, pass {k}", r, rounds)) if progress else None)
@@ -159,7 +196,8 @@ def profile_entries(space: SearchSpace, *, timer: Timer, batch: int, rounds: int
 
 
 def measure_networks(space: SearchSpace, archs: list[str], *, timer: Timer, batch: int, rounds: int,
-                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     progress: Progress | None = None, runtime: str = "torch",
+                     threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Two independent end-to-end measurements (ms) of each architecture.
 
     Both copies of every network run interleaved in the same rounds, so the two
@@ -172,7 +210,7 @@ def measure_networks(space: SearchSpace, archs: list[str], *, timer: Timer, batc
         model = space.build_model(arch).eval().to(timer.device)
         x = torch.randn(*space.input_shape(batch), device=timer.device)
         for copy in "ab":
-            calls[f"{i}{copy}"] = (lambda m, t: lambda: m(t))(model, x)
+            calls[f"{i}{copy}"] = _call(model, x, runtime, threads)
     with torch.inference_mode():
         estimate = timer.measure(calls, rounds=rounds, repeats=1, warmup=2,
                                  progress=(lambda r: progress("timing networks", r, rounds)) if progress else None)
@@ -222,31 +260,51 @@ def profile_space(space: SearchSpace, *, threads: int = 1, batch: int = 1, torch
                   device_name: str | None = None, validate_archs: int = 100, seed: int = 0,
                   rounds: int = 10, network_rounds: int = 10, calibrate_archs: int = 30,
                   only: list[str] | None = None,
-                  progress: Progress | None = None) -> LatencyTable:
+                  progress: Progress | None = None, runtime: str = "torch") -> LatencyTable:
     """A table for this machine; with ``validate_archs`` > 0 also its end-to-end validation block."""
     import torch
 
+    if runtime not in RUNTIMES:
+        raise ProfileError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     if torch_device == "cuda" and not torch.cuda.is_available():
         raise ProfileError("--torch-device cuda: no CUDA device is available to torch here")
+    if runtime == "onnxruntime" and torch_device != "cpu":
+        raise ProfileError("--runtime onnxruntime profiles on the CPU: use --torch-device cpu")
+    torch.set_flush_denormal(True)
+    try:
+        return _profile(space, threads=threads, batch=batch, torch_device=torch_device, device_name=device_name,
+                        validate_archs=validate_archs, seed=seed, rounds=rounds, network_rounds=network_rounds,
+                        calibrate_archs=calibrate_archs, only=only, progress=progress, runtime=runtime)
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _profile(space: SearchSpace, *, threads: int, batch: int, torch_device: str, device_name: str | None,
+             validate_archs: int, seed: int, rounds: int, network_rounds: int, calibrate_archs: int,
+             only: list[str] | None, progress: Progress | None, runtime: str) -> LatencyTable:
+    import torch
+
     started = time.perf_counter()
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     timer = Timer(torch_device, seed)
-    entries = profile_entries(space, timer=timer, batch=batch, rounds=rounds, only=only, progress=progress)
+    entries = profile_entries(space, timer=timer, batch=batch, rounds=rounds, only=only, progress=progress,
+                              runtime=runtime, threads=threads)
     name = device_name or f"{platform.node() or 'this-machine'}-{torch_device}-t{threads}-b{batch}"
     env = _environment(threads, batch, torch_device)
     table = LatencyTable(
-        device={"name": name, "kind": "gpu" if torch_device == "cuda" else "cpu", "runtime": f"pytorch {torch.__version__} eager",
+        device={"name": name, "kind": "gpu" if torch_device == "cuda" else "cpu", "runtime": _runtime_name(runtime),
                 "batch_size": batch, "threads": threads, "hardware": env.get("gpu", env.get("cpu_model", env["machine"])),
                 "measured": "hwnas tables profile"},
         space=space.name, entries=entries,
-        provenance={"source": "hwnas tables profile", "method": f"per-op torch timing: 2 passes x {rounds} interleaved rounds x 5 calls, "
+        provenance={"source": "hwnas tables profile", "method": f"per-op {runtime} timing (denormals flushed): 2 passes x {rounds} interleaved rounds x 5 calls, "
                     "round-normalised geometric mean; per-op-type scales calibrated on whole networks", "date": dt.datetime.now(dt.UTC).isoformat(),
                     "environment": env})
     if validate_archs > 0 and only is None:
         rng = np.random.default_rng(seed + 1)
         archs = [space.sample(rng) for _ in range(calibrate_archs + validate_archs)]
-        passes = measure_networks(space, archs, timer=timer, batch=batch, rounds=network_rounds, progress=progress)
+        passes = measure_networks(space, archs, timer=timer, batch=batch, rounds=network_rounds, progress=progress,
+                                  runtime=runtime, threads=threads)
         calibration, held_out = slice(0, calibrate_archs), slice(calibrate_archs, None)
         both = np.sqrt(passes[0] * passes[1])
         first, second = passes[0][held_out], passes[1][held_out]
@@ -270,3 +328,13 @@ def profile_space(space: SearchSpace, *, threads: int = 1, batch: int = 1, torch
                                            "ratio": float(ref.max() / ref.min())}
     table.provenance["build_seconds"] = time.perf_counter() - started
     return table
+
+
+def _runtime_name(runtime: str) -> str:
+    import torch
+
+    if runtime == "onnxruntime":
+        import onnxruntime as ort
+
+        return f"onnxruntime {ort.__version__}"
+    return f"pytorch {torch.__version__} eager"

@@ -150,7 +150,7 @@ class Service:
 
 def create_api_key(env: dict[str, str], tenant: str) -> str:
     out = subprocess.run(hwnas_cmd("keys", "create", "--tenant", tenant), env=env, cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, timeout=120).stdout
     return out.strip().splitlines()[-1]
 
 
@@ -161,7 +161,8 @@ def start_process(name: str, args: list[str], env: dict[str, str], log_dir: Path
     return proc, log
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    """Until /v1/health answers. Start-up takes seconds; the deadline is for a machine under load."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -169,7 +170,7 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
         if proc.poll() is not None:
             raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/v1/health", timeout=10).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -248,13 +249,14 @@ class PrivateRedis:
         self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
                                       "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
-        for _ in range(100):
+        deadline = time.monotonic() + 60  # milliseconds when idle; bounded for a loaded machine
+        while time.monotonic() < deadline:
             try:
                 client.ping()
                 return
             except redis.ConnectionError:
                 time.sleep(0.05)
-        raise RuntimeError("private redis did not start")
+        raise RuntimeError("private redis did not start in 60s")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -284,7 +286,7 @@ class PrivatePostgres:
 
     def _ctl(self, *args: str) -> None:
         subprocess.run(["runuser", "-u", "postgres", "--", str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir),
-                        "-w", "-o", f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1", *args],
+                        "-w", "-t", "120", "-o", f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1", *args],
                        check=True, capture_output=True)
 
     def start(self) -> None:

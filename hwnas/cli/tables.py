@@ -97,6 +97,8 @@ def profile(space: SpaceOpt,
             threads: Annotated[int, typer.Option("--threads", help="torch intra-op threads (pinned)")] = 1,
             batch: Annotated[int, typer.Option("--batch", help="Batch size")] = 1,
             torch_device: Annotated[str, typer.Option("--torch-device", help="cpu or cuda")] = "cpu",
+            runtime: Annotated[str, typer.Option("--runtime", help="What times the ops and networks: torch "
+                                                                    "(eager) or onnxruntime (ONNX graphs, CPU)")] = "torch",
             name: Annotated[str | None, typer.Option("--name", help="Device name (default: this host)")] = None,
             validate_archs: Annotated[int, typer.Option("--validate-archs",
                                                         help="Whole networks measured end to end")] = 100,
@@ -120,7 +122,7 @@ def profile(space: SpaceOpt,
         try:
             table = profile_space(s, threads=threads, batch=batch, torch_device=torch_device, device_name=name,
                                   validate_archs=validate_archs, calibrate_archs=calibrate_archs, seed=seed,
-                                  progress=on_progress)
+                                  progress=on_progress, runtime=runtime)
         except ProfileError as exc:
             fail(str(exc))
     save_table(table, out)

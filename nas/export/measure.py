@@ -53,6 +53,7 @@ def _runner(out_dir: Path, manifest: dict[str, Any], threads: int) -> tuple[str,
 
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")  # as tables profile times
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: torch.randn(*shape).numpy()}
         return f"onnxruntime {ort.__version__}", lambda: session.run(None, feed)
@@ -82,5 +83,9 @@ def measure_export(out_dir: Path, *, threads: int = 1, rounds: int = 20, seed: i
     torch.set_num_threads(threads)
     runtime, call = _runner(out_dir, manifest, threads)
     timer = Timer("cpu", seed)
-    latency = timer.measure({"model": call}, rounds=rounds, repeats=3, warmup=3)["model"]
+    torch.set_flush_denormal(True)  # as tables profile times: untrained weights make denormals
+    try:
+        latency = timer.measure({"model": call}, rounds=rounds, repeats=3, warmup=3)["model"]
+    finally:
+        torch.set_flush_denormal(False)
     return Measurement(manifest, runtime, latency, rounds, threads)

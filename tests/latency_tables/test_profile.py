@@ -7,6 +7,7 @@ import pytest
 
 from latency_tables.profile import ProfileError, Timer, profile_space, robust_estimate
 from search_spaces import get_space
+from tests.conftest import ROOT
 
 
 def test_profiles_a_few_nb201_signatures() -> None:
@@ -45,6 +46,19 @@ def test_timer_measures_something() -> None:
     import time
 
     timer = Timer("cpu")
-    got = timer.measure({"a": lambda: time.sleep(0.001), "b": lambda: time.sleep(0.003),
-                         "c": lambda: None}, rounds=3, repeats=2)
+    # 10x apart, 5 rounds: a busy machine's wake-up delays (a few ms) must not swap the order
+    got = timer.measure({"a": lambda: time.sleep(0.002), "b": lambda: time.sleep(0.02),
+                         "c": lambda: None}, rounds=5, repeats=2)
     assert got["b"] > got["a"] > got["c"]
+
+
+def test_profiles_ops_in_onnxruntime_with_a_definition_space() -> None:
+    from search_spaces import load_space_file
+
+    space = load_space_file(ROOT / "tests" / "search_spaces" / "data" / "mbv2-160.json")
+    only = ["stem:3x160x160->16/s2", "k3_e3:40x20x20->40/s1", "skip:24x40x40->40/s2"]
+    table = profile_space(space, only=only, rounds=2, validate_archs=0, runtime="onnxruntime")
+    assert table.device["runtime"].startswith("onnxruntime ") and table.space == "mbv2-160"
+    assert sorted(table.entries) == sorted(only) and all(e.mean > 0 for e in table.entries.values())
+    with pytest.raises(ProfileError, match="--runtime must be one of"):
+        profile_space(space, only=only, runtime="tflite")

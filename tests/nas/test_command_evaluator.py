@@ -39,7 +39,7 @@ def processes_matching(marker: str) -> list[int]:
     return found
 
 
-def wait_until_gone(marker: str, timeout: float = 10) -> list[int]:
+def wait_until_gone(marker: str, timeout: float = 30) -> list[int]:
     deadline = time.monotonic() + timeout
     while (left := processes_matching(marker)) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -78,19 +78,22 @@ def test_failures_are_recorded_not_raised(tmp_path: Path) -> None:
 
 def test_timeout_kills_the_whole_process_group() -> None:
     started = time.monotonic()
-    (r,) = CommandEvaluator("sh -c 'sleep 31.25 & sleep 31.25; echo {}'", timeout_s=0.5,
+    (r,) = CommandEvaluator("sh -c 'sleep 301.25 & sleep 301.25; echo {}'", timeout_s=0.5,
                             policy=SANDBOX).evaluate(["x"])
     assert not r.ok and "timed out" in r.error
-    assert time.monotonic() - started < 5
-    assert wait_until_gone("sleep 31.25") == []
+    # a group left alive holds the pipes for 300 s: 60 s is room for a loaded machine, not a speed bar
+    # (benchmarks/command_timeout.py prints how soon it returns)
+    assert time.monotonic() - started < 60
+    assert wait_until_gone("sleep 301.25") == []
 
 
 def test_background_children_do_not_outlive_a_finished_trial() -> None:
     started = time.monotonic()
-    (r,) = CommandEvaluator("sh -c 'sleep 32.5 & echo {\\\"accuracy\\\": 1}'", timeout_s=20,
+    (r,) = CommandEvaluator("sh -c 'sleep 302.5 & echo {\\\"accuracy\\\": 1}'", timeout_s=200,
                             policy=SANDBOX).evaluate(["x"])
-    assert r.ok and time.monotonic() - started < 5  # the pipes held by the background sleep do not stall it
-    assert wait_until_gone("sleep 32.5") == []
+    # the pipes held by the background sleep (300 s) do not stall it; 60 s is room for a loaded machine
+    assert r.ok and time.monotonic() - started < 60
+    assert wait_until_gone("sleep 302.5") == []
 
 
 def test_retries_until_success(tmp_path: Path) -> None:

@@ -1,9 +1,7 @@
 """Static metrics against torch: exact parameters, layer outputs by forward hooks, and the
-planned peak from the ops torch runs; the speed bar over the whole nb201 space."""
+planned peak from the ops torch runs; every metric over the whole nb201 space."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -78,13 +76,17 @@ def test_fbnet_largest_codes_bound_a_sample() -> None:
         assert values.max() <= top[name].max(), name
 
 
-def test_all_metrics_for_every_nb201_architecture_under_a_second() -> None:
+def test_all_metrics_for_every_nb201_architecture_in_one_call() -> None:
+    """Cold (the per-cell table rebuilt), one vectorised call gives every metric for all 15,625
+    architectures, equal to computing them one architecture at a time. The speed bar (1 s) is
+    a figure benchmarks/static_metrics.py prints, not a timed test."""
     from search_spaces import nb201_metrics
 
     nb201_metrics._cell_table.cache_clear()
     space = get_space("nb201")
-    started = time.perf_counter()
-    m = static_metrics(space, space.largest_codes())
-    elapsed = time.perf_counter() - started
-    assert len(m["peak_memory_kb"]) == 15_625
-    assert elapsed < 1.5  # the bar is 1 s; slack for a loaded test machine (benchmarks/static_metrics.py)
+    codes = space.largest_codes()
+    m = static_metrics(space, codes)
+    assert set(m) == set(STATIC_METRICS) and all(len(v) == 15_625 and np.isfinite(v).all() for v in m.values())
+    for i in np.random.default_rng(2).choice(len(codes), 40, replace=False):
+        one = static_metrics(space, codes[i][None])
+        assert all(one[name][0] == m[name][i] for name in m), space.decode(codes[i])

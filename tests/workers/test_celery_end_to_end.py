@@ -72,7 +72,7 @@ def test_cancel_stops_a_running_job_within_one_evaluation(celery_stack: Service,
         acknowledged = client.cancel(job.id)
         cancelled_at = dt.datetime.now(dt.UTC)
         assert acknowledged.raw["cancel_requested"] is True
-        done = client.wait(job.id, timeout=30, poll=0.1)
+        done = client.wait(job.id, timeout=120, poll=0.1)
         assert done.status == "cancelled"
         trials = stored_trials(celery_stack.env["HWNAS_DATABASE_URL"], job.id)
         assert len(trials) == done.evaluated < 200

@@ -85,7 +85,7 @@ def test_crashing_and_hanging_evaluations_fail_alone(celery_stack: Service, tmp_
             "if h % 4 == 1: time.sleep(60)\n"
             "print(json.dumps({'accuracy': h % 100}))\n")
     spec = command_spec(evaluator(tmp_path, body), budget=12, max_failed_trials=12)
-    spec["evaluator"].update(timeout_s=0.5, retries=1)
+    spec["evaluator"].update(timeout_s=2, retries=1)  # a trial starts a Python: 2 s leaves room for a loaded machine
     with Client(celery_stack.url, api_key=celery_stack.api_key) as client:
         job = client.wait(client.submit(spec).id, timeout=120, poll=0.2)
         trials = client.trials(job.id)
@@ -105,9 +105,9 @@ def test_too_many_failures_stop_the_job_with_the_reason(celery_stack: Service, t
 
 def test_time_limit_ends_the_job_and_keeps_its_trials(celery_stack: Service, tmp_path: Path) -> None:
     spec = command_spec(evaluator(tmp_path, "time.sleep(0.2)\nprint(json.dumps({'accuracy': h % 100}))\n"),
-                        budget=500, time_limit_s=2)
+                        budget=500, time_limit_s=10)  # counted from the claim: room to start on a loaded machine
     with Client(celery_stack.url, api_key=celery_stack.api_key) as client:
         job = client.wait(client.submit(spec).id, timeout=60, poll=0.2, raise_on_failure=False)
         trials = client.trials(job.id)
-    assert job.status == "failed" and "time limit of 2s" in job.error
+    assert job.status == "failed" and "time limit of 10s" in job.error
     assert 0 < len(trials) == job.evaluated < 500

@@ -47,7 +47,7 @@ def trials_of(database_url: str, job_id: str) -> list[Trial]:
     return trials
 
 
-def wait_for(client: Client, job_id: str, predicate: Callable[[Job], bool], stack: Stack, timeout: float = 60) -> Job:
+def wait_for(client: Client, job_id: str, predicate: Callable[[Job], bool], stack: Stack, timeout: float = 120) -> Job:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

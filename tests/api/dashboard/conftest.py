@@ -130,7 +130,7 @@ class ConsoleLog:
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(60_000)  # a bound, not a speed bar: the machine may be busy
     try:
         yield page
     finally:

@@ -198,7 +198,7 @@ def test_live_job_updates_then_cancel_from_the_page(
         page.once("dialog", lambda dialog: dialog.accept())
         page.get_by_role("button", name="Cancel job").click()
         page.wait_for_function("document.getElementById('job-status').textContent === 'cancelled'",
-                               timeout=30_000)
+                               timeout=60_000)
         job = dashboard_server.client.get(f"/v1/jobs/{job_id}").json()
         assert job["status"] == "cancelled" and job["progress"]["evaluated"] < 400
         assert page.locator("#cancel-job").is_disabled()
@@ -208,7 +208,7 @@ def test_live_job_updates_then_cancel_from_the_page(
         # the jobs list refreshes itself while a job runs, so it sees the end without a reload
         jobs_page.wait_for_function(
             f"document.querySelector('#jobs-rows tr[data-job=\"{job_id}\"]').dataset.status === 'cancelled'",
-            timeout=15_000)
+            timeout=60_000)
         screenshot(jobs_page, "jobs-after-cancel")
         assert jobs_console.errors == []
     finally:
@@ -225,7 +225,7 @@ def test_job_page_shows_the_supernet_epoch_of_a_running_darts_job(
         page.goto(f"{dashboard_server.url}/jobs/{job_id}")
         page.wait_for_function(
             "/darts sweep point 1\\/2, epoch \\d+\\/40/.test(document.getElementById('job-progress-text').textContent)",
-            timeout=90_000)
+            timeout=180_000)
         screenshot(page, "job-darts-epoch")
     finally:
         dashboard_server.client.post(f"/v1/jobs/{job_id}/cancel")
