@@ -25,6 +25,7 @@ from storage.migrate import upgrade
 
 log = logging.getLogger("hwnas.api")
 CELERY_TASK = "hwnas.run_job"
+OPERATION_TASK = "hwnas.device_operation"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             sender = Celery("hwnas-api", broker=settings.broker_url)
             app.state.enqueue = lambda job_id: sender.send_task(CELERY_TASK, args=[job_id], queue=settings.queue)
+            app.state.enqueue_operation = lambda op_id: sender.send_task(OPERATION_TASK, args=[op_id],
+                                                                         queue=settings.queue)
             app.state.ping_broker = lambda: sender.connection_for_write().ensure_connection(max_retries=1)
         yield
         app.state.export_runner.shutdown()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -74,6 +74,11 @@ class ParetoPublic(BaseModel):
     reference_point: dict[str, float]
     hypervolume: float
     trials: list[TrialPublic]
+    #: Error bands of confidence limits: the trial metric keys of each band's lower and upper bound.
+    bands: list[dict[str, Any]] = []
+    #: Verifications on devices: status, and per verified trial predicted vs measured latency,
+    #: whether it breaks a limit or leaves the front once measured.
+    verifications: list[dict[str, Any]] = []
 
 
 class SearchSpacePublic(BaseModel):
@@ -148,6 +153,36 @@ class DevicePublic(BaseModel):
     shared: bool = True
     #: SHA-256 of the stored table: the version a job submitted now pins
     content_hash: str = ""
+    #: The device's measurement agent: online, last_seen, runtime, environment (None: never seen).
+    agent: dict[str, Any] | None = None
+
+
+class OnboardRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    space: str = Field(min_length=1, max_length=50)
+    #: Reference architectures the table is fitted from.
+    samples: int = Field(default=20, ge=3, le=500)
+    #: Further random architectures measured to validate it (held out).
+    validate_: int = Field(default=30, ge=0, le=1000, alias="validate")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+
+class OperationPublic(BaseModel):
+    id: str
+    kind: str
+    device: str
+    space: str
+    job_id: str | None
+    params: dict[str, Any]
+    status: str
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    links: dict[str, str]
 
 
 class Health(BaseModel):

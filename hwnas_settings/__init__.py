@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     export_rate_per_minute: int = Field(default=30, ge=1)
     export_queue: int = Field(default=16, ge=1)
     export_timeout_s: int = Field(default=120, ge=5)
+    #: Measurement agents: seconds between heartbeats, silence after which one counts as offline,
+    #: how long a job or onboarding waits for an offline device's agent before it fails, and the
+    #: longest one model's measurement may take (command runtime).
+    agent_heartbeat_s: float = Field(default=5.0, gt=0, le=600)
+    agent_offline_after_s: float = Field(default=20.0, gt=0, le=3600)
+    agent_wait_timeout_s: float = Field(default=600.0, gt=0, le=7 * 86_400)
+    measure_timeout_s: float = Field(default=300.0, gt=0, le=86_400)
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from latency_tables import LatencyEstimator, estimator_for, TableError
+from latency_tables.band import quantiles_of, ratio_at
 from nas.catalog import Catalog, MemoryCatalog, SpecError
 from nas.evaluators import Evaluator
 from nas.evaluators.command import CommandPolicy
@@ -19,7 +20,7 @@ from nas.footprint import (StaticMetrics, check_reachable, energy_estimators, li
 from nas.pareto import Objective
 from search_spaces.metrics import STATIC_METRICS
 from nas.problem import Problem
-from nas.spec import ConstraintSpec, JobSpec, _MetricRef, metric_key
+from nas.spec import ConstraintSpec, JobSpec, _MetricRef, band_key, metric_key
 from nas.strategies import STRATEGIES, Strategy
 from search_spaces import SearchSpace
 
@@ -40,7 +41,7 @@ class Search:
 
     def satisfies_constraints(self, metrics: dict[str, float]) -> bool:
         constraints = self.spec.explicit_constraints if self.constraints is None else self.constraints
-        return all(c.key in metrics and c.satisfied(metrics[c.key]) for c in constraints)
+        return all(c.check_key in metrics and c.satisfied(metrics[c.check_key]) for c in constraints)
 
 
 def job_space(spec: JobSpec, catalog: Catalog) -> SearchSpace:
@@ -62,8 +63,22 @@ def pin_space(spec: JobSpec, catalog: Catalog) -> JobSpec:
 
 def check_spec(spec: JobSpec, catalog: Catalog) -> None:
     """Check what the spec names against the catalog; raises SpecError naming the field."""
+    measures = callable(getattr(catalog, "measurer", None))
     space = job_space(spec, catalog)
     for where, ref in _located_refs(spec):
+        if ref.source == "measured":
+            if not measures:
+                raise SpecError(f"{where}.source", "measured metrics need the service in Celery mode and an agent "
+                                f"of device {ref.device!r} (`hwnas agent --device {ref.device} --space {spec.space}`)")
+            continue
+        if isinstance(ref, ConstraintSpec) and ref.confidence is not None:
+            table = catalog.latency_table(spec.space, ref.device or "")
+            if table is not None and quantiles_of(table) is None:
+                raise SpecError(f"{where}.confidence", f"the table of {ref.device!r} has no error band "
+                                "(validation.residual_ratio_quantiles); onboard the device with "
+                                "`hwnas devices onboard` or fit it with held-out rows",
+                                [d for d in catalog.device_names(spec.space)
+                                 if (t := catalog.latency_table(spec.space, d)) and quantiles_of(t)])
         if ref.metric == "latency_ms" and ref.device and catalog.latency_table(spec.space, ref.device) is None:
             raise SpecError(f"{where}.device", f"no latency table for device {ref.device!r} in space "
                             f"{spec.space!r}", catalog.device_names(spec.space))
@@ -74,6 +89,9 @@ def check_spec(spec: JobSpec, catalog: Catalog) -> None:
                                 f"{spec.space!r}", [d for d in catalog.device_names(spec.space)
                                                     if (t := catalog.latency_table(spec.space, d))
                                                     and t.has_metric("energy_mj")])
+    if spec.verify is not None and not measures:
+        raise SpecError("verify.device", "verifying the front needs the service in Celery mode and an agent of "
+                        f"device {spec.verify.device!r}")
     located = resolved_constraints(spec, catalog)
     check_reachable(located, StaticMetrics(space, [c.metric for _, c in located if c.metric in STATIC_METRICS]))
     evaluator_kind(spec).check(spec, catalog)
@@ -145,7 +163,7 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
     located = resolved_constraints(spec, catalog)
     constraints = [c for _, c in located]
     for c in constraints:
-        if c.metric == "latency_ms" and c.device not in estimators:
+        if c.metric == "latency_ms" and c.source == "table" and c.device not in estimators:
             table = catalog.latency_table(spec.space, c.device)
             assert table is not None  # limit_constraints checked it
             try:
@@ -157,10 +175,14 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
     objectives = [Objective(o.key, o.goal == "maximize") for o in spec.objectives]
     free_constraints = [c for c in constraints if c.metric != "accuracy"]
 
+    bands = _bands(constraints, catalog, spec.space)
+
     def free_metrics(archs: Sequence[str]) -> dict[str, np.ndarray]:
         values = {metric_key("latency_ms", dev): est.predict(archs) for dev, est in estimators.items()}
         values.update({metric_key("energy_mj", dev): est.predict(archs) for dev, est in energy.items()})
         values.update(static.predict(archs))
+        for key, base, ratio in bands:  # error-band bounds of confidence limits
+            values[key] = values[base] * ratio
         return values
 
     def feasible(archs: Sequence[str]) -> np.ndarray:
@@ -171,9 +193,9 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
         if free_constraints:
             values = free_metrics(archs)
             for c in free_constraints:
-                if c.key not in values:
-                    continue  # an evaluator's metric
-                v = values[c.key]
+                if c.check_key not in values:
+                    continue  # an evaluator's or an agent's metric
+                v = values[c.check_key]
                 if c.max is not None:
                     mask &= v <= c.max
                 if c.min is not None:
@@ -187,6 +209,37 @@ def build_search(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
                   constraints, energy)
 
 
+def _bands(constraints: Sequence[ConstraintSpec], catalog: Catalog, space: str) -> list[tuple[str, str, float]]:
+    """(band key, predicted key, ratio) for both bounds of every confidence limit's band."""
+    out: list[tuple[str, str, float]] = []
+    for c in constraints:
+        if c.confidence is None:
+            continue
+        table = catalog.latency_table(space, c.device or "")
+        quantiles = quantiles_of(table) if table is not None else None
+        if quantiles is None:
+            raise SpecError("constraints", f"the table of {c.device!r} has no error band for a confidence limit")
+        for level in (c.confidence, round(1 - c.confidence, 6)):
+            key = band_key(c.key, level)
+            if key not in {k for k, _, _ in out}:
+                out.append((key, c.key, ratio_at(quantiles, level)))
+    return out
+
+
+def _measuring(spec: JobSpec, evaluator: Evaluator, catalog: Catalog) -> Evaluator:
+    """The evaluator, wrapped to measure candidates on agents when the spec has measured metrics."""
+    refs = spec.measured_refs()
+    if not refs:
+        return evaluator
+    from nas.devices.evaluator import MeasuringEvaluator
+
+    keys: dict[str, dict[str, str]] = {}
+    for ref in refs:
+        keys.setdefault(str(ref.device), {})[ref.metric] = ref.key
+    measurers = {device: catalog.measurer(device, spec.space) for device in keys}  # type: ignore[attr-defined]
+    return MeasuringEvaluator(evaluator, measurers, keys)
+
+
 def build_evaluator(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
                     command_policy: CommandPolicy | None = None) -> Evaluator:
     """The evaluator alone (a helper worker of a fanned-out job needs no strategy or tables)."""
@@ -195,7 +248,8 @@ def build_evaluator(spec: JobSpec, catalog: Catalog, *, cwd: str | None = None,
 
 def _build_evaluator(spec: JobSpec, space: SearchSpace, catalog: Catalog, cwd: str | None,
                      command_policy: CommandPolicy | None = None) -> Evaluator:
-    return evaluator_kind(spec).build(spec, space, catalog, cwd, command_policy=command_policy)
+    return _measuring(spec, evaluator_kind(spec).build(spec, space, catalog, cwd, command_policy=command_policy),
+                      catalog)
 
 
 def reference_point(spec: JobSpec, estimators: dict[str, LatencyEstimator],
@@ -217,6 +271,14 @@ def reference_point(spec: JobSpec, estimators: dict[str, LatencyEstimator],
             ref[o.key] = float(1.01 * energy[o.device].bounds()[1])
         elif static is not None and o.metric in static.names and o.goal == "minimize":
             ref[o.key] = float(1.01 * static.bounds(o.metric)[1])
+        elif o.source == "measured":
+            table = catalog.latency_table(spec.space, o.device or "") if catalog is not None else None
+            if table is None or o.metric != "latency_ms":
+                raise SpecError("reference_point", f"give a reference value for objective {o.key!r} "
+                                f"(device {o.device!r} has no table to bound its measured {o.metric})")
+            ratio = ratio_at(quantiles_of(table) or {1.0: 1.5}, 1.0)
+            on = space if space is not None else job_space(spec, catalog or MemoryCatalog())
+            ref[o.key] = float(1.01 * max(ratio, 1.0) * estimator_for(table, on).bounds()[1])
         elif o.metric == "latency_ms" and o.device in estimators:
             ref[o.key] = float(1.01 * estimators[o.device].bounds()[1])
         elif o.goal == "maximize":

@@ -32,9 +32,14 @@ from nas.resolve import (Search, build_estimators, build_evaluator, build_search
                          reference_point)
 from storage.pending import MAX_CLAIMS
 from nas.spec import JobSpec
+from hwnas_settings import get_settings
+from nas.devices.measure import AgentOffline, DeviceMeasurer, MeasurementStopped, Notify, OnProgress
+from nas.devices.onboard import OnboardingError, run_onboarding
+from nas.devices.verify import run_verification
 from search_spaces import SPACES, SearchSpace, parse_space_definition
 from storage import catalog as catalog_q
 from storage import hypervolume as hv_q
+from storage import devices as devices_q
 from storage import jobs as jobs_q
 from storage import pending as pending_q
 from storage import spaces as spaces_q
@@ -60,16 +65,18 @@ class DbCatalog:
     Latency tables: those ``tenant_id`` may use (its own, shared and shipped ones; None:
     all, for operator commands). ``pins`` (a job's ``table_pins``) makes every pinned
     device read that exact stored version; ``resolved`` records the version of each table
-    handed out, which is what submit pins.
+    handed out, which is what submit pins. With ``notify`` its measurers wake the device's
+    agents (else the agents find the work by polling).
     """
 
     def __init__(self, factory: sessionmaker[Session], tenant_id: int | None = None,
-                 pins: dict[str, str] | None = None):
+                 pins: dict[str, str] | None = None, *, notify: Notify | None = None):
         self.factory = factory
         self.tenant_id = tenant_id
         self.pins = dict(pins or {})
         self.resolved: dict[str, str] = {}
         self._tables: dict[str, LatencyTable | None] = {}
+        self.notify = notify
 
     def space(self, name: str, content_hash: str | None = None) -> SearchSpace | None:
         shipped = SPACES.get(name)
@@ -108,6 +115,18 @@ class DbCatalog:
             self.resolved[key] = digest
         self._tables[key] = table
         return table
+
+    def measurer(self, device: str, space: str) -> DeviceMeasurer:
+        settings = get_settings()
+        return DeviceMeasurer(self.factory, device, space, notify=self.notify,
+                              offline_after_s=settings.agent_offline_after_s,
+                              wait_timeout_s=settings.agent_wait_timeout_s)
+
+    def tables_of(self, space: str, but: str | None = None) -> list[LatencyTable]:
+        """Every current table of the space (the basis of a fit), ``but`` left out."""
+        with session_scope(self.factory) as s:
+            return [LatencyTable.from_dict(d.table) for d in catalog_q.list_devices(s, space, tenant_id=self.tenant_id)
+                    if d.name != but]
 
     def device_names(self, space: str) -> list[str]:
         with session_scope(self.factory) as s:
@@ -431,7 +450,7 @@ class _Heartbeat(threading.Thread):
 
 def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, lease_seconds: int,
                 send_helpers: SendHelpers | None = None, settings: Settings | None = None,
-                max_claims: int = MAX_CLAIMS) -> str:
+                max_claims: int = MAX_CLAIMS, notify: Notify | None = None) -> str:
     """Claim and run one job to its end. Returns what happened (for logs and tests).
 
     ``send_helpers`` asks other workers to help with a batch (Celery); without it a
@@ -467,7 +486,8 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
         spec = JobSpec.model_validate(spec_data)
         if spec.evaluator.type == "command" and not allowed:
             raise SpecError("evaluator.type", command_refusal(tenant))
-        search = build_search(spec, DbCatalog(factory, tenant_id, pins), command_policy=command_policy(settings))
+        catalog = DbCatalog(factory, tenant_id, pins, notify=notify)
+        search = build_search(spec, catalog, command_policy=command_policy(settings))
     except (SpecError, ValueError) as exc:
         _finish(factory, job_id, token, "failed", f"the job cannot run: {exc}")
         return "failed"
@@ -478,11 +498,17 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
     beat.start()
     try:
+        _wire_measurements(factory, search, recorder)
         dispatcher = _dispatcher(factory, search, recorder, send_helpers, owner, max_claims)
         summary = run_search(search, recorder, deadline=deadline, dispatcher=dispatcher)
         status, note = _outcome(summary.stop_reason)
+        if status == "succeeded" and spec.verify is not None:
+            status, note = _verify_in_job(factory, catalog, recorder, spec)
         _finish(factory, job_id, token, status, note)
         return status
+    except AgentOffline as exc:
+        _finish(factory, job_id, token, "failed", str(exc))
+        return "failed"
     except LeaseLost:
         log.warning("job %s: lease lost, another worker owns it now", job_id)
         return "lease lost"
@@ -495,6 +521,91 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
         return "failed"
     finally:
         beat.stopped.set()
+
+
+def _job_phase(factory: sessionmaker[Session], recorder: DbRecorder) -> OnProgress:
+    def report(message: str, done: int, total: int) -> None:
+        with session_scope(factory) as s:
+            devices_q.set_job_phase(s, recorder.job_id, recorder.token,
+                                    {"phase": "measuring", "message": message, "measured": done, "total": total})
+
+    return report
+
+
+def _wire_measurements(factory: sessionmaker[Session], search: Search, recorder: DbRecorder) -> None:
+    """A measuring evaluator reports its waits in the job's phase and stops on cancel."""
+    from nas.devices.evaluator import MeasuringEvaluator
+
+    if isinstance(search.evaluator, MeasuringEvaluator):
+        search.evaluator.owner = recorder.job_id
+        search.evaluator.on_progress = _job_phase(factory, recorder)
+        search.evaluator.stop = lambda: recorder.stop_reason() == "cancelled"
+
+
+def _verify_in_job(factory: sessionmaker[Session], catalog: DbCatalog, recorder: DbRecorder,
+                   spec: JobSpec) -> tuple[str, str | None]:
+    """``"verify"`` in the spec: measure the front's best k before the job ends (its phase says so)."""
+    assert spec.verify is not None
+    with session_scope(factory) as s:
+        op = devices_q.create_operation(s, kind="verify", device=spec.verify.device, space=spec.space,
+                                        params={"top_k": spec.verify.top_k}, tenant_id=None, job_id=recorder.job_id)
+        devices_q.start_operation(s, op.id)
+        op_id = op.id
+    try:
+        result = run_verification(factory, op_id, catalog.measurer(spec.verify.device, spec.space),
+                                  lambda space, device: catalog.tables_of(space, but=device),
+                                  on_progress=_job_phase(factory, recorder),
+                                  stop=lambda: recorder.stop_reason() == "cancelled")
+    except MeasurementStopped:
+        with session_scope(factory) as s:
+            devices_q.finish_operation(s, op_id, "cancelled", error="the job was cancelled")
+        return "cancelled", None
+    except (AgentOffline, OnboardingError) as exc:
+        with session_scope(factory) as s:
+            devices_q.finish_operation(s, op_id, "failed", error=str(exc))
+        return "failed", f"verification on {spec.verify.device!r} failed: {exc}"
+    with session_scope(factory) as s:
+        devices_q.finish_operation(s, op_id, "succeeded", result=result)
+    return "succeeded", None
+
+
+def run_operation(factory: sessionmaker[Session], op_id: str, *, notify: Notify | None = None) -> str:
+    """Run a queued onboarding or verification (a worker task). Returns its end status."""
+    with session_scope(factory) as s:
+        if not devices_q.start_operation(s, op_id):
+            return "not started"
+        op = devices_q.get_operation(s, op_id)
+        assert op is not None
+        kind, device, space, tenant_id = op.kind, op.device, op.space, op.tenant_id
+        if op.job_id is not None and tenant_id is None:
+            job = jobs_q.get_job(s, op.job_id)
+            tenant_id = job.tenant_id if job is not None else None
+    catalog = DbCatalog(factory, tenant_id, notify=notify)
+    measurer = catalog.measurer(device, space)
+
+    def progress(message: str, done: int, total: int) -> None:
+        with session_scope(factory) as s:
+            devices_q.operation_progress(s, op_id, {"phase": "measuring", "message": message,
+                                                     "measured": done, "total": total})
+
+    try:
+        if kind == "onboard":
+            result = run_onboarding(factory, op_id, measurer, lambda sp, d: catalog.tables_of(sp, but=d))
+        else:
+            result = run_verification(factory, op_id, measurer, lambda sp, d: catalog.tables_of(sp, but=d),
+                                      on_progress=progress)
+    except (AgentOffline, OnboardingError, ValueError) as exc:
+        with session_scope(factory) as s:
+            devices_q.finish_operation(s, op_id, "failed", error=str(exc))
+        return "failed"
+    except Exception as exc:  # a bug must end the operation with its reason, not leave it running
+        log.exception("device operation %s failed", op_id)
+        with session_scope(factory) as s:
+            devices_q.finish_operation(s, op_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        return "failed"
+    with session_scope(factory) as s:
+        devices_q.finish_operation(s, op_id, "succeeded", result=result)
+    return "succeeded"
 
 
 def _finish(factory: sessionmaker[Session], job_id: str, token: str, status: str, note: str | None) -> None:

@@ -20,14 +20,26 @@ METRICS: dict[str, str] = {
     **{name: f"space definition: {what}" for name, what in STATIC_METRICS.items()},
 }
 PER_DEVICE_METRICS = {"latency_ms", "energy_mj"}
+#: What an agent's runtime can report (``"source": "measured"``, verification).
+MEASURABLE_METRICS = ("latency_ms", "energy_mj", "peak_memory_kb")
+#: Metric names an evaluator may declare (``"evaluator": {..., "metrics": [...]}``).
+METRIC_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 #: ``"constraints": "device"`` (alone or as a list item): the target device's declared budgets.
 DEVICE_LIMITS = "device"
 MAX_BUDGET = 1_000_000
 
 
-def metric_key(metric: str, device: str | None) -> str:
-    """How a metric is named in trial metrics: ``latency_ms@pixel3`` for per-device metrics."""
+def metric_key(metric: str, device: str | None, source: str = "table") -> str:
+    """How a metric is named in trial metrics: ``latency_ms@pixel3`` for per-device metrics,
+    ``measured_latency_ms@pixel3`` for what the device's agent measured."""
+    if source == "measured":
+        return f"measured_{metric}@{device}"
     return f"{metric}@{device}" if device else metric
+
+
+def band_key(key: str, level: float) -> str:
+    """The trial metric holding ``key``'s error-band bound at quantile ``level`` (``latency_ms@d:q0.95``)."""
+    return f"{key}:q{level:g}"
 
 
 class _Strict(BaseModel):
@@ -69,6 +81,15 @@ def _enum_of(names: Callable[[], Iterable[str]]) -> Callable[[dict[str, Any]], N
     return extra
 
 
+def _field_error(loc: tuple[str | int, ...], value: Any, message: str) -> None:
+    """Raise a validation error located at ``loc`` (a model validator's own errors have no field)."""
+    from pydantic import ValidationError
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
+    raise ValidationError.from_exception_data("JobSpec", [InitErrorDetails(
+        type=PydanticCustomError("value_error", "{message}", {"message": message}), loc=loc, input=value)])
+
+
 class StrategySpec(_Strict):
     #: ``default`` (GP + exact table latency) when omitted: the strategy the docs recommend.
     name: str = Field(default="default", json_schema_extra=_enum_of(STRATEGIES.names))
@@ -86,16 +107,21 @@ class BudgetSpec(_Strict):
 
 
 class _MetricRef(_Strict):
-    metric: str = Field(json_schema_extra=_enum_of(lambda: METRICS))
+    #: A built-in metric (``METRICS``) or one the evaluator declares (checked by JobSpec).
+    metric: str = Field(pattern=METRIC_NAME, json_schema_extra={"examples": sorted(METRICS)})
     device: str | None = Field(default=None, min_length=1, max_length=100)
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, metric: str) -> str:
-        return one_of(metric, METRICS, "metric")
+    #: ``table`` (predicted from the device's latency table) or ``measured`` (every candidate on its agent).
+    source: Literal["table", "measured"] = "table"
 
     @model_validator(mode="after")
     def _device_when_needed(self) -> _MetricRef:
+        if self.source == "measured":
+            if self.metric not in MEASURABLE_METRICS:
+                raise ValueError(f"metric {self.metric!r} cannot be measured by an agent; "
+                                 f"valid: {', '.join(MEASURABLE_METRICS)}")
+            if not self.device:
+                raise ValueError("a measured metric needs a device (whose agent measures it)")
+            return self
         if self.metric in PER_DEVICE_METRICS and not self.device:
             raise ValueError(f"metric {self.metric!r} needs a device")
         if self.metric not in PER_DEVICE_METRICS and self.device:
@@ -104,7 +130,7 @@ class _MetricRef(_Strict):
 
     @property
     def key(self) -> str:
-        return metric_key(self.metric, self.device)
+        return metric_key(self.metric, self.device, self.source)
 
 
 class ObjectiveSpec(_MetricRef):
@@ -114,15 +140,37 @@ class ObjectiveSpec(_MetricRef):
 class ConstraintSpec(_MetricRef):
     max: float | None = None
     min: float | None = None
+    #: Table latency only: feasible only if the bound holds at this confidence, using the table's
+    #: error band (predicted x residual_ratio_quantile(confidence) <= max).
+    confidence: float | None = Field(default=None, ge=0.5, lt=1.0)
 
     @model_validator(mode="after")
     def _has_bound(self) -> ConstraintSpec:
         if self.max is None and self.min is None:
             raise ValueError("a constraint needs 'max' or 'min'")
+        if self.confidence is not None and (self.metric != "latency_ms" or self.source != "table"):
+            raise ValueError("confidence applies to table latency (metric latency_ms with a device's table)")
+        if self.confidence is not None and self.max is not None and self.min is not None:
+            raise ValueError("a constraint with confidence takes 'max' or 'min', not both")
         return self
+
+    @property
+    def check_key(self) -> str:
+        """The trial metric the bound is checked on: the band's upper (max) or lower (min) bound
+        at ``confidence``, else the metric itself."""
+        if self.confidence is None:
+            return self.key
+        return band_key(self.key, self.confidence if self.max is not None else round(1 - self.confidence, 6))
 
     def satisfied(self, value: float) -> bool:
         return (self.max is None or value <= self.max) and (self.min is None or value >= self.min)
+
+
+class VerifySpec(_Strict):
+    """After the search, measure the front's best ``top_k`` (by the first objective) on the device's agent."""
+
+    device: str = Field(min_length=1, max_length=100)
+    top_k: int = Field(default=5, ge=1, le=100)
 
 
 class BenchmarkEvaluatorSpec(_Strict):
@@ -137,6 +185,8 @@ class CommandEvaluatorSpec(_Strict):
     command: str = Field(min_length=1, max_length=4000)
     timeout_s: float = Field(default=600.0, gt=0, le=86_400)
     retries: int = Field(default=0, ge=0, le=10)
+    #: Metrics the command reports beside accuracy: each may be an objective or a constraint.
+    metrics: list[Annotated[str, Field(pattern=METRIC_NAME)]] = Field(default_factory=list, max_length=32)
 
     @field_validator("command")
     @classmethod
@@ -271,6 +321,8 @@ class JobSpec(_Strict):
     max_failed_trials: int | None = Field(default=None, ge=1, le=MAX_BUDGET)
     #: Wall-clock limit from the job's first start; it then ends failed, its trials kept.
     time_limit_s: float | None = Field(default=None, gt=0, le=30 * 86_400)
+    #: After the search: measure the front's best k on a device's agent (see docs/devices.md).
+    verify: VerifySpec | None = None
 
     @property
     def failure_limit(self) -> int:
@@ -287,6 +339,28 @@ class JobSpec(_Strict):
                 rest = [] if given == DEVICE_LIMITS else [c for c in given if c != DEVICE_LIMITS]
                 data = {**data, "constraints": rest, "device_limits": True}
         return data
+
+    @property
+    def declared_metrics(self) -> list[str]:
+        """Metrics the evaluator declares beside the built-in ones."""
+        return list(getattr(self.evaluator, "metrics", []) or [])
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> JobSpec:
+        """Every objective and constraint names a built-in metric or one the evaluator declares
+        (the error names the field, ``objectives[1].metric``, and lists both)."""
+        declared = self.declared_metrics
+        valid = sorted({*METRICS, *declared})
+        for where, refs in (("objectives", self.objectives), ("constraints", self.constraints)):
+            for i, ref in enumerate(refs):
+                if ref.metric not in valid:
+                    _field_error((where, i, "metric"), ref.metric,
+                                 f"unknown metric {ref.metric!r}; valid: {', '.join(valid)} (declared by the "
+                                 f"evaluator: {', '.join(declared) or 'none'}; a command evaluator declares more "
+                                 "with \"metrics\": [...])")
+                if ref.metric in declared and ref.metric not in METRICS and ref.device:
+                    _field_error((where, i, "device"), ref.device, f"evaluator metric {ref.metric!r} takes no device")
+        return self
 
     @model_validator(mode="after")
     def _distinct_objectives(self) -> JobSpec:
@@ -305,5 +379,10 @@ class JobSpec(_Strict):
         return self.constraints
 
     def devices(self) -> list[str]:
+        """Devices whose latency tables the job predicts with (measured-only ones need none)."""
         refs: list[_MetricRef] = [*self.objectives, *self.explicit_constraints]
-        return sorted({r.device for r in refs if r.device})
+        return sorted({r.device for r in refs if r.device and r.source == "table"})
+
+    def measured_refs(self) -> list[_MetricRef]:
+        """Objectives and constraints every candidate is measured for on a device's agent."""
+        return [r for r in [*self.objectives, *self.explicit_constraints] if r.source == "measured"]

@@ -235,6 +235,86 @@ class BenchmarkRow(Base):
     metrics: Mapped[dict[str, Any]]
 
 
+class DeviceAgent(Base):
+    """A measurement agent (``hwnas agent``): which device it measures on, and its heartbeat."""
+
+    __tablename__ = "device_agents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    device: Mapped[str] = mapped_column(String(100), index=True)
+    space: Mapped[str] = mapped_column(String(64))
+    runtime: Mapped[str] = mapped_column(String(50))
+    queue: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    #: runtime version, threads, CPU model, host, ... as the agent reported them at start
+    environment: Mapped[dict[str, Any]]
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[dt.datetime | None]
+
+
+class Measurement(Base):
+    """One architecture to measure on a device (a request), then its result or the reason it failed.
+
+    ``status``: pending -> claimed (by an agent) -> done | failed. Done rows are the
+    device's measured data that onboarding and refits fit tables from.
+    """
+
+    __tablename__ = "measurements"
+    __table_args__ = (Index("ix_measurements_device_status", "device", "status"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    device: Mapped[str] = mapped_column(String(100))
+    space: Mapped[str] = mapped_column(String(64))
+    arch: Mapped[str] = mapped_column(Text)
+    arch_hash: Mapped[str] = mapped_column(String(64))
+    #: reference | validation | verify | objective (why it was measured)
+    purpose: Mapped[str] = mapped_column(String(32))
+    #: the onboarding/verification/job id that asked for it
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    claimed_by: Mapped[str | None] = mapped_column(String(36))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    energy_mj: Mapped[float | None] = mapped_column(Float)
+    peak_memory_kb: Mapped[float | None] = mapped_column(Float)
+    environment: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+
+
+class DeviceOperation(Base):
+    """An onboarding or a front verification: run by a worker, waiting on an agent's measurements."""
+
+    __tablename__ = "device_operations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # onboard | verify
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    device: Mapped[str] = mapped_column(String(100))
+    space: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    params: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[dict[str, Any] | None]
+    result: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+
+class DeviceTableVersion(Base):
+    """Every revision of a device table hwnas fitted (onboarding, refits after verification)."""
+
+    __tablename__ = "device_table_versions"
+    __table_args__ = (UniqueConstraint("name", "space", "revision", name="uq_device_table_versions"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    space: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer)
+    table: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class SearchSpaceRow(Base):
     """One definition (``hwnas.space/1``) a tenant registered under a name.
 

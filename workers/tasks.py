@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from nas.service import execute_job, help_with_job, worker_identity
+from nas.service import execute_job, help_with_job, run_operation, worker_identity
 from storage import jobs as jobs_q
 from storage.db import make_engine, make_session_factory, session_scope
 from workers.celery_app import app, settings
@@ -40,6 +40,14 @@ def _worker_name() -> str:
     return worker_identity("celery")
 
 
+@lru_cache
+def _notify():  # type: ignore[no-untyped-def]
+    """Wakes a device's agents (a message on their queue)."""
+    from workers.agent import sender
+
+    return sender(settings.broker_url, settings.queue)
+
+
 def _send_helpers(job_id: str, count: int) -> None:
     for _ in range(count):
         evaluate_trials.delay(job_id)
@@ -49,7 +57,7 @@ def _send_helpers(job_id: str, count: int) -> None:
 def run_job(job_id: str) -> str:
     outcome = execute_job(_factory(), job_id, owner=_worker_name(), lease_seconds=settings.lease_seconds,
                           send_helpers=_send_helpers, settings=settings,
-                          max_claims=settings.max_claim_attempts)
+                          max_claims=settings.max_claim_attempts, notify=_notify())
     log.info("job %s: %s", job_id, outcome)
     return outcome
 
@@ -62,6 +70,14 @@ def evaluate_trials(job_id: str) -> int:
                            max_claims=settings.max_claim_attempts)
     log.info("job %s: helped with %d evaluations", job_id, stored)
     return stored
+
+
+@app.task(name="hwnas.device_operation")
+def device_operation(op_id: str) -> str:
+    """Run an onboarding or a front verification (it waits on the device's agent)."""
+    outcome = run_operation(_factory(), op_id, notify=_notify())
+    log.info("device operation %s: %s", op_id, outcome)
+    return outcome
 
 
 @app.task(name="hwnas.reap")

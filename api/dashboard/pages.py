@@ -143,7 +143,34 @@ def job_page(request: Request, job_id: str, factory: SessionFactory, caller: Vie
     spec = JobSpec.model_validate(job.spec)
     return _page(request, "job.html", title=job.name or job.id, job=job, row=job_row(job),
                  terminal=job.status in jobs_q.TERMINAL, hv=normalised_hv(factory, job, wait=False),
-                 y_label=metric_label(spec, spec.objectives[0].key))
+                 y_label=metric_label(spec, spec.objectives[0].key), verified=_verified(factory, job))
+
+
+def _verified(factory: SessionFactory, job: Job) -> list[dict[str, Any]]:
+    """The front's verified members: predicted vs measured latency per device (and the band, if any)."""
+    from nas.devices.verify import front_report
+    from nas.spec import JobSpec, band_key
+    from storage import devices as devices_q
+
+    with session_scope(factory) as s:
+        devices = sorted({op.device for op in devices_q.job_operations(s, job.id) if op.kind == "verify"})
+        if not devices:
+            return []
+        trials = jobs_q.front_trials(s, job)
+    spec = JobSpec.model_validate(job.spec)
+    by_seq = {t.seq: t for t in trials}
+    rows = []
+    for device in devices:
+        bands = [c for c in spec.constraints if c.confidence is not None and c.device == device]
+        for row in front_report(spec, trials, device):
+            metrics = by_seq[row["seq"]].metrics
+            band = None
+            if bands:
+                c = bands[0]
+                band = (metrics.get(band_key(c.key, round(1 - c.confidence, 6))),  # type: ignore[operator]
+                        metrics.get(band_key(c.key, c.confidence)))  # type: ignore[arg-type]
+            rows.append({**row, "device": device, "band": band})
+    return rows
 
 
 @router.get("/jobs/{job_id}/series.json")

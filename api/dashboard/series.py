@@ -24,7 +24,7 @@ def feasible(spec: JobSpec, status: str, metrics: dict[str, float]) -> bool:
     """Whether a trial may join the front: the engine's rule (nas.engine._Tracker.add)."""
     if status != "completed" or any(o.key not in metrics for o in spec.objectives):
         return False
-    return all(c.key in metrics and c.satisfied(metrics[c.key]) for c in spec.constraints)
+    return all(c.check_key in metrics and c.satisfied(metrics[c.check_key]) for c in spec.constraints)
 
 
 def plot_axes(spec: JobSpec) -> dict[str, Any]:

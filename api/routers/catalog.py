@@ -6,21 +6,23 @@ import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel
-from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
 from api.auth import CallerDep, current_caller
-from api.deps import SessionFactory
+from api.deps import SessionFactory, SettingsDep
 from api.problems import COMMON_ERRORS, Problem, field_error, problem_responses
 from latency_tables import LatencyTable, TableError, check_predictions
-from api.schemas import DevicePublic, StrategyParamPublic, StrategyPublic
+from api.schemas import DevicePublic, OnboardRequest, OperationPublic, StrategyParamPublic, StrategyPublic
+from nas.devices.measure import agent_status
 from nas.service import DbCatalog
 from nas.strategies import STRATEGIES
 from search_spaces import SPACES
 from search_spaces.definition import NAME_PATTERN
 from storage import catalog as catalog_q
+from storage import devices as devices_q
 from storage import tenants as tenants_q
 from storage.db import session_scope
-from storage.models import Device
+from storage.models import Device, DeviceOperation
 
 router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)],
                    responses={**COMMON_ERRORS, **problem_responses(404)})
@@ -52,14 +54,22 @@ def strategy_params_public(model: type[BaseModel]) -> list[StrategyParamPublic]:
     return out
 
 
-def device_public(d: Device, tenant_id: int | None) -> DevicePublic:
+def device_public(d: Device, tenant_id: int | None, agent: dict[str, Any] | None = None) -> DevicePublic:
     """A table as a tenant sees it: who owns it, never another tenant's name."""
     provenance = {k: v for k, v in (d.table.get("provenance") or {}).items() if k != "uploaded_by"}
     owner = "shipped" if d.tenant_id is None else "yours" if d.tenant_id == tenant_id else "shared"
     return DevicePublic(name=d.name, space=d.space, kind=d.kind, device=d.table.get("device", {}),
                         entries=len(d.table.get("entries", {})), provenance=provenance,
                         validation=d.table.get("validation", {}), owner=owner,
-                        shared=d.tenant_id is None or d.shared, content_hash=d.content_hash)
+                        shared=d.tenant_id is None or d.shared, content_hash=d.content_hash, agent=agent)
+
+
+def operation_public(op: DeviceOperation) -> OperationPublic:
+    base = f"/v1/devices/{op.device}/operations/{op.id}"
+    return OperationPublic(id=op.id, kind=op.kind, device=op.device, space=op.space, job_id=op.job_id,
+                           params={k: v for k, v in op.params.items() if k != "tenant"}, status=op.status,
+                           progress=op.progress, result=op.result, error=op.error, created_at=op.created_at,
+                           started_at=op.started_at, finished_at=op.finished_at, links={"self": base})
 
 
 @router.get("/devices", response_model=list[DevicePublic], operation_id="list_devices")
@@ -71,14 +81,58 @@ def devices(factory: SessionFactory, caller: CallerDep, space: SpaceQuery = None
 
 @router.get("/devices/{name}", response_model=list[DevicePublic], operation_id="get_device")
 def device(name: Annotated[str, Path(pattern=DEVICE_NAME)], factory: SessionFactory, caller: CallerDep,
+           settings: SettingsDep,
            space: SpaceQuery = None) -> list[DevicePublic]:
-    """One device's tables (metadata, provenance, validation), one per search space."""
+    """One device's tables (metadata, provenance, validation), one per search space, and its agent:
+    whether one is online and when one last answered. A device with an agent but no table yet
+    is listed once, with 0 entries, for the agent's space."""
+    agent = agent_status(factory, name, settings.agent_offline_after_s)
     with session_scope(factory) as s:
         rows = catalog_q.get_device(s, name, space, tenant_id=caller.tenant_id)
         if not rows:
+            if agent is not None and (space is None or agent["space"] == space):
+                return [DevicePublic(name=name, space=agent["space"], kind="", device={}, entries=0,
+                                     provenance={}, validation={}, agent=agent)]
             raise Problem(404, "Device not found", f"no latency table for device {name!r}"
-                          + (f" in space {space!r}" if space else ""))
-        return [device_public(d, caller.tenant_id) for d in rows]
+                          + (f" in space {space!r}" if space else "") + " and no agent has answered for it")
+        return [device_public(d, caller.tenant_id, agent) for d in rows]
+
+
+@router.post("/devices/{name}/onboard", status_code=status.HTTP_202_ACCEPTED, response_model=OperationPublic,
+             responses=problem_responses(409))
+def onboard(name: Annotated[str, Path(pattern=DEVICE_NAME)], body: OnboardRequest, factory: SessionFactory,
+            settings: SettingsDep, caller: CallerDep, request: Request, response: Response) -> OperationPublic:
+    """Fit a table for the device from its agent's measurements: ``samples`` reference architectures
+    chosen where the known tables disagree, and ``validate`` held-out ones. Poll the Location."""
+    if body.space not in SPACES:
+        raise Problem(422, "Invalid request", f"space: unknown search space {body.space!r}",
+                      [field_error("space", f"unknown search space {body.space!r}", sorted(SPACES))])
+    if settings.embedded:
+        raise Problem(409, "Needs the Celery mode", "measurement agents run as Celery workers: start the server "
+                      "with HWNAS_BROKER_URL set (see docs/devices.md)")
+    with session_scope(factory) as s:
+        existing = catalog_q.get_device(s, name, body.space, tenant_id=caller.tenant_id)
+        if any(d.tenant_id != caller.tenant_id for d in existing):
+            raise Problem(409, "Device table exists", f"a table for {name!r} in space {body.space!r} exists and "
+                          "is not yours; onboard the board under another device name")
+        op = devices_q.create_operation(s, kind="onboard", device=name, space=body.space, tenant_id=caller.tenant_id,
+                                        params={"samples": body.samples, "validate": body.validate_,
+                                                "seed": body.seed, "tenant": caller.tenant})
+    request.app.state.enqueue_operation(op.id)
+    response.headers["Location"] = f"/v1/devices/{name}/operations/{op.id}"
+    return operation_public(op)
+
+
+@router.get("/devices/{name}/operations/{op_id}", response_model=OperationPublic)
+def operation(name: Annotated[str, Path(pattern=DEVICE_NAME)],
+              op_id: Annotated[str, Path(pattern=r"^[0-9a-f-]{1,36}$")], factory: SessionFactory,
+              caller: CallerDep) -> OperationPublic:
+    """An onboarding or verification: status, progress (what it waits on), result or error."""
+    with session_scope(factory) as s:
+        op = devices_q.get_operation(s, op_id)
+        if op is None or op.device != name or (op.tenant_id is not None and op.tenant_id != caller.tenant_id):
+            raise Problem(404, "Operation not found", f"no operation {op_id!r} for device {name!r}")
+        return operation_public(op)
 
 
 def _refuse(exc: TableError) -> Problem:

@@ -3,15 +3,18 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from fastapi import Path as PathParam
 
 from api.auth import CallerDep
 from api.deps import Enqueue, SessionFactory, SettingsDep
 from api.problems import COMMON_ERRORS, Problem, field_error, problem_responses
-from api.schemas import JobPublic, JobStatus, ObjectivePublic, Page, ParetoPublic, Progress, TrialPublic
+from api.routers.catalog import operation_public
+from api.schemas import JobPublic, JobStatus, ObjectivePublic, OperationPublic, Page, ParetoPublic, Progress, TrialPublic
 from nas import service
-from nas.spec import SPEC_EXAMPLES, JobSpec
+from nas.devices.verify import front_report
+from nas.spec import SPEC_EXAMPLES, JobSpec, VerifySpec, band_key
+from storage import devices as devices_q
 from storage import jobs as jobs_q
 from storage.db import session_scope
 from storage.models import Job, Trial
@@ -113,7 +116,18 @@ def pareto(job_id: JobId, factory: SessionFactory, caller: CallerDep) -> ParetoP
         if job is None:
             raise _not_found(job_id)
         trials = jobs_q.front_trials(s, job)
+        operations = devices_q.job_operations(s, job.id)
     spec = JobSpec.model_validate(job.spec)
+    verifications = []
+    for op in operations:
+        if op.kind == "verify":
+            verifications.append({"device": op.device, "status": op.status, "progress": op.progress,
+                                  "error": op.error, "operation": op.id,
+                                  "refit": (op.result or {}).get("refit"),
+                                  "trials": front_report(spec, trials, op.device)})
+    bands = [{"key": c.key, "confidence": c.confidence, "lower": band_key(c.key, round(1 - c.confidence, 6)),
+              "upper": band_key(c.key, c.confidence), "checked": c.check_key}
+             for c in spec.constraints if c.confidence is not None]
     return ParetoPublic(
         job_id=job.id, status=job.status,
         objectives=[ObjectivePublic(key=o.key, metric=o.metric, device=o.device, goal=o.goal)
@@ -121,7 +135,27 @@ def pareto(job_id: JobId, factory: SessionFactory, caller: CallerDep) -> ParetoP
         constraints=[c.model_dump(exclude_none=True) for c in spec.constraints]
         + ([{"device_limits": spec.device or "the objectives' device"}] if spec.device_limits else []),
         reference_point=job.reference_point or {}, hypervolume=job.hypervolume or 0.0,
-        trials=[trial_public(t) for t in trials])
+        trials=[trial_public(t) for t in trials], bands=bands, verifications=verifications)
+
+
+@router.post("/{job_id}/verify", status_code=status.HTTP_202_ACCEPTED, response_model=OperationPublic,
+             operation_id="verify_job", responses=problem_responses(409))
+def verify_job(job_id: JobId, body: VerifySpec, factory: SessionFactory, caller: CallerDep, settings: SettingsDep,
+               request: Request, response: Response) -> OperationPublic:
+    """Measure the front's best ``top_k`` on the device's agent; the Pareto endpoint then shows
+    predicted vs measured, and the device's table is refitted as a new revision."""
+    job = _get(factory, caller, job_id)
+    if job.status != "succeeded":
+        raise Problem(409, "Job not finished", f"job {job_id} is {job.status}; verify a succeeded job's front")
+    if settings.embedded:
+        raise Problem(409, "Needs the Celery mode", "measurement agents run as Celery workers: start the server "
+                      "with HWNAS_BROKER_URL set (see docs/devices.md)")
+    with session_scope(factory) as s:
+        op = devices_q.create_operation(s, kind="verify", device=body.device, space=job.spec["space"],
+                                        params={"top_k": body.top_k}, tenant_id=caller.tenant_id, job_id=job.id)
+    request.app.state.enqueue_operation(op.id)
+    response.headers["Location"] = f"/v1/devices/{body.device}/operations/{op.id}"
+    return operation_public(op)
 
 
 @router.post("/{job_id}/cancel", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, operation_id="cancel_job",

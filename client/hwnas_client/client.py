@@ -109,6 +109,36 @@ class Client:
                 raise WaitTimeout(f"job {job_id} still {job.status} after {timeout}s")
             time.sleep(poll)
 
+    def device(self, name: str, space: str | None = None) -> list[dict[str, Any]]:
+        """The device's tables (one per space) and its agent (``agent``: online, last_seen, ...)."""
+        return self._request("GET", f"/v1/devices/{name}", params={"space": space} if space else None)
+
+    def onboard(self, name: str, space: str, samples: int = 20, validate: int = 30, seed: int = 0) -> dict[str, Any]:
+        """Start onboarding the device from its agent's measurements; returns the operation."""
+        return self._request("POST", f"/v1/devices/{name}/onboard",
+                             json={"space": space, "samples": samples, "validate": validate, "seed": seed})
+
+    def operation(self, device: str, op_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/v1/devices/{device}/operations/{op_id}")
+
+    def verify(self, job_id: str, device: str, top_k: int = 5) -> dict[str, Any]:
+        """Measure the job's best ``top_k`` front members on the device's agent; returns the operation."""
+        return self._request("POST", f"/v1/jobs/{job_id}/verify", json={"device": device, "top_k": top_k})
+
+    def wait_operation(self, device: str, op_id: str, timeout: float | None = None, poll: float = 1.0,
+                       on_update: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Poll an onboarding/verification until it ends (succeeded, failed or cancelled)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            op = self.operation(device, op_id)
+            if on_update:
+                on_update(op)
+            if op["status"] in ("succeeded", "failed", "cancelled"):
+                return op
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(f"operation {op_id} still {op['status']} after {timeout}s")
+            time.sleep(poll)
+
     def health(self) -> dict[str, Any]:
         return self._request("GET", "/v1/health")
 

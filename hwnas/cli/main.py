@@ -16,6 +16,8 @@ from rich.table import Table
 from hwnas.cli import remote
 from hwnas.cli.bench import bench
 from hwnas.cli.demo import demo
+from hwnas.cli.devices import agent
+from hwnas.cli.devices import app as devices_app
 from hwnas.cli.export import export
 from hwnas.cli.render import console, fail
 from hwnas.cli.search import search
@@ -35,6 +37,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(tables_app, name="tables")
 app.add_typer(spaces_app, name="spaces")
+app.add_typer(devices_app, name="devices")
+app.command()(agent)
 app.command()(search)
 app.command()(demo)
 app.command()(bench)

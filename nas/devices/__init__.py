@@ -1,0 +1,1 @@
+"""Device in the loop: measurement agents, the runtimes they measure with, onboarding and verification."""
