@@ -58,5 +58,5 @@ def export(request: Request, job_id: JobId, trial_id: Annotated[int, PathParam(g
 
 @router.get("/devices/{name}", response_model=list[DevicePublic])
 def device(name: Annotated[str, PathParam(pattern=catalog_api.DEVICE_NAME)], factory: SessionFactory,
-           caller: Viewer, space: catalog_api.SpaceQuery = None) -> list[DevicePublic]:
-    return catalog_api.device(name, factory, caller, space)
+           caller: Viewer, settings: SettingsDep, space: catalog_api.SpaceQuery = None) -> list[DevicePublic]:
+    return catalog_api.device(name, factory, caller, settings, space)

@@ -255,8 +255,8 @@ def test_fbnet_strategy_on_the_fbnet_space(small_npz: Path) -> None:
     (job(budget=5), "budget.evaluations", "at most 4"),
     (job(hard_limit=True), "strategy.params.hard_limit", "needs a latency limit"),
     (job(device="raspi4"), "strategy.params.device", "raspi4"),
-    (job(loss="quadratic"), "strategy.params", "loss must be one of"),
-    (job(torch_device="tpu"), "strategy.params", "torch_device"),
+    (job(loss="quadratic"), "strategy.params.loss", "'linear' or 'multiplicative'"),
+    (job(torch_device="tpu"), "strategy.params.torch_device", "cpu|cuda"),
     (job(dataset="images.csv"), "strategy.params.dataset", "dataset must be"),
 ])
 def test_spec_errors_name_the_field(spec: dict[str, Any], field: str, message: str) -> None:

@@ -206,11 +206,12 @@ def test_async_owner_and_helpers_record_exactly_budget_distinct_trials(factory: 
     def send_helpers(job: str, count: int) -> None:
         for _ in range(count):
             t = threading.Thread(target=lambda: helped.append(
-                help_with_job(factory, job, worker=f"helper{len(helpers)}", lease_seconds=60)))
+                help_with_job(factory, job, worker=f"helper{len(helpers)}", lease_seconds=60, settings=ALLOW)))
             helpers.append(t)
             t.start()
 
-    assert execute_job(factory, job_id, owner="owner", lease_seconds=60, send_helpers=send_helpers) == "succeeded"
+    assert execute_job(factory, job_id, owner="owner", lease_seconds=60, send_helpers=send_helpers,
+                       settings=ALLOW) == "succeeded"
     for t in helpers:
         t.join()
     with session_scope(factory) as s:

@@ -20,7 +20,7 @@ import torch
 
 from latency_tables.profile import plan_for
 from nas.catalog import MemoryCatalog
-from nas.engine import Recorder, Summary, TrialRecord, run_search
+from nas.engine import MemoryRecorder, run_search
 from nas.export import export_architecture
 from nas.export.codegen import load_module_file
 from nas.resolve import build_search
@@ -187,20 +187,6 @@ def test_profile_plan_covers_every_signature_and_its_probes_run(space: SearchSpa
             assert torch.isfinite(out).all(), key
 
 
-class Keep(Recorder):
-    def __init__(self) -> None:
-        self.trials: list[TrialRecord] = []
-
-    def resume(self) -> tuple[dict[str, Any] | None, list[TrialRecord]]:
-        return None, []
-
-    def record(self, trials: list[TrialRecord], checkpoint: dict[str, Any], summary: Summary) -> None:
-        self.trials.extend(trials)
-
-    def stop_reason(self) -> str | None:
-        return None
-
-
 def images(space: SearchSpace, path: Path) -> Path:
     rng = np.random.default_rng(0)
     r = space.input_resolution
@@ -217,7 +203,7 @@ def test_a_five_trial_search(registered: SearchSpace, tmp_path: Path) -> None:
         "objectives": [{"metric": "accuracy", "goal": "maximize"}, {"metric": "params", "goal": "minimize"}],
         "evaluator": {"type": "proxy", "proxy": "synflow", "dataset": str(images(space, tmp_path / "x.npz")),
                       "batch_size": 2, "width": 4, "cells_per_stage": 1}})
-    recorder = Keep()
+    recorder = MemoryRecorder()
     summary = run_search(build_search(spec, MemoryCatalog()), recorder)
     assert summary.evaluated == 5 and summary.stop_reason is None
     assert all(t.status == "completed" for t in recorder.trials)
@@ -263,6 +249,6 @@ def test_a_space_without_a_hook_fails_the_job_with_missing_hook(tmp_path: Path) 
             "objectives": [{"metric": "params", "goal": "minimize"}, {"metric": "macs", "goal": "minimize"}],
             "evaluator": {"type": "proxy", "dataset": str(images(get_space("nb201"), tmp_path / "x.npz"))}})
         with pytest.raises(MissingHook, match="conformance-bare"):
-            run_search(build_search(spec, MemoryCatalog()), Keep())
+            run_search(build_search(spec, MemoryCatalog()), MemoryRecorder())
     finally:
         SPACES.pop(bare.name)
