@@ -99,7 +99,7 @@ def device(name: Annotated[str, Path(pattern=DEVICE_NAME)], factory: SessionFact
 
 
 @router.post("/devices/{name}/onboard", status_code=status.HTTP_202_ACCEPTED, response_model=OperationPublic,
-             responses=problem_responses(409))
+             responses=problem_responses(400, 409, 413))
 def onboard(name: Annotated[str, Path(pattern=DEVICE_NAME)], body: OnboardRequest, factory: SessionFactory,
             settings: SettingsDep, caller: CallerDep, request: Request, response: Response) -> OperationPublic:
     """Fit a table for the device from its agent's measurements: ``samples`` reference architectures

@@ -139,7 +139,7 @@ def pareto(job_id: JobId, factory: SessionFactory, caller: CallerDep) -> ParetoP
 
 
 @router.post("/{job_id}/verify", status_code=status.HTTP_202_ACCEPTED, response_model=OperationPublic,
-             operation_id="verify_job", responses=problem_responses(409))
+             operation_id="verify_job", responses=problem_responses(400, 409, 413))
 def verify_job(job_id: JobId, body: VerifySpec, factory: SessionFactory, caller: CallerDep, settings: SettingsDep,
                request: Request, response: Response) -> OperationPublic:
     """Measure the front's best ``top_k`` on the device's agent; the Pareto endpoint then shows
