@@ -12,32 +12,18 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from pathlib import Path
 
 from sqlalchemy import text
 
-from nas.evaluators import read_benchmark_csv
-from nas.service import Quotas, execute_job, register_shipped_tables, submit
+from nas.service import Quotas, execute_job, submit
 from nas.spec import JobSpec
-from search_spaces import get_space
-from storage import catalog as catalog_q
 from storage import tenants as tenants_q
-from storage.db import make_engine, make_session_factory, session_scope
-from storage.migrate import upgrade
-from scratch import fresh_database
-
-CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_hw.csv"
+from storage.db import session_scope
+from scratch import fresh_database, seeded_database
 
 
 def run(url: str, budget: int) -> tuple[float, int]:
-    upgrade(url)
-    engine = make_engine(url)
-    factory = make_session_factory(engine)
-    register_shipped_tables(factory)
-    data = read_benchmark_csv(CSV, get_space("nb201"), "nb201")
-    with session_scope(factory) as s:
-        catalog_q.replace_benchmark(s, name="nb201", space="nb201", columns=data.columns, rows=data.rows,
-                                    source=str(CSV))
+    factory = seeded_database(url)
     spec = JobSpec.model_validate({
         "space": "nb201", "strategy": {"name": "evolution"}, "budget": {"evaluations": budget},
         "objectives": [{"metric": "accuracy", "goal": "maximize"},
@@ -51,7 +37,7 @@ def run(url: str, budget: int) -> tuple[float, int]:
     elapsed = time.perf_counter() - started
     with session_scope(factory) as s:
         evaluated = s.execute(text("SELECT evaluated FROM jobs WHERE id = :id"), {"id": job.id}).scalar_one()
-    engine.dispose()
+    factory.kw["bind"].dispose()
     assert outcome == "succeeded", outcome
     return elapsed, evaluated
 

@@ -1,10 +1,12 @@
-"""What several benchmarks share: a throw-away PostgreSQL database and a trivial objective."""
+"""What several benchmarks share: a throw-away PostgreSQL database, seeded with the shipped tables
+and the nb201 benchmark, and a trivial objective."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -12,6 +14,8 @@ from sqlalchemy.engine import make_url
 from nas.evaluators.base import Evaluation, Evaluator
 from nas.spec import JobSpec
 from search_spaces import SearchSpace
+
+NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_hw.csv"
 
 
 @contextmanager
@@ -27,6 +31,26 @@ def fresh_database(server: str, prefix: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def seeded_database(url: str):  # -> sessionmaker
+    """Migrates ``url``, registers the shipped latency tables and imports the nb201 benchmark
+    (``../shared/data/nb201_hw.csv``) as table ``nb201``; returns a session factory."""
+    from nas.evaluators import read_benchmark_csv
+    from nas.service import register_shipped_tables
+    from search_spaces import get_space
+    from storage import catalog as catalog_q
+    from storage.db import make_engine, make_session_factory, session_scope
+    from storage.migrate import upgrade
+
+    upgrade(url)
+    factory = make_session_factory(make_engine(url))
+    register_shipped_tables(factory)
+    data = read_benchmark_csv(NB201_CSV, get_space("nb201"), "nb201")
+    with session_scope(factory) as s:
+        catalog_q.replace_benchmark(s, name="nb201", space="nb201", columns=data.columns, rows=data.rows,
+                                    source=str(NB201_CSV))
+    return factory
 
 
 class CodeSum(Evaluator):

@@ -26,19 +26,14 @@ from pathlib import Path
 import numpy as np
 from celery import Celery
 
-from nas.evaluators import read_benchmark_csv
-from nas.service import Quotas, register_shipped_tables, submit
+from nas.service import Quotas, submit
 from nas.spec import JobSpec
-from search_spaces import get_space
-from storage import catalog as catalog_q
 from storage import jobs as jobs_q
 from storage import tenants as tenants_q
-from storage.db import make_engine, make_session_factory, session_scope
-from storage.migrate import upgrade
-from scratch import fresh_database
+from storage.db import session_scope
+from scratch import fresh_database, seeded_database
 
 ROOT = Path(__file__).resolve().parents[1]
-CSV = ROOT.parent / "shared" / "data" / "nb201_hw.csv"
 
 
 def spec(seed: int, budget: int = 5) -> JobSpec:
@@ -57,14 +52,8 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     with fresh_database(args.pg, "start") as url, tempfile.TemporaryDirectory() as logs:
-        upgrade(url)
-        engine = make_engine(url)
-        factory = make_session_factory(engine)
-        register_shipped_tables(factory)
-        data = read_benchmark_csv(CSV, get_space("nb201"), "nb201")
+        factory = seeded_database(url)
         with session_scope(factory) as s:
-            catalog_q.replace_benchmark(s, name="nb201", space="nb201", columns=data.columns, rows=data.rows,
-                                        source=str(CSV))
             tenant = tenants_q.get_or_create_tenant(s, "bench").id
         queue = f"hwnas-start-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "HWNAS_DATABASE_URL": url, "HWNAS_BROKER_URL": args.redis, "HWNAS_QUEUE": queue,
@@ -126,7 +115,7 @@ def main() -> None:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, 9)
-            engine.dispose()
+            factory.kw["bind"].dispose()
 
 
 if __name__ == "__main__":
