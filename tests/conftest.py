@@ -35,6 +35,31 @@ EVAL_PYTHON = sys.executable if os.geteuid() != 0 else (
 WORKER_ENV = {"HWNAS_ALLOW_COMMAND_EVALUATOR": "true"}
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failure pytest cannot draw still fails its test, instead of ending the whole run.
+
+    On Python 3.11 an exception raised at an instruction that has no line (a signal handler,
+    e.g. pytest-timeout's, firing there) leaves ``tb_lineno`` None, and pytest's report of it
+    raises TypeError: an INTERNALERROR that stops the suite. Report such a failure by its
+    frames and the exception (the standard library's formatter can fail on them too).
+    """
+    try:
+        return (yield)
+    except TypeError:
+        if call.excinfo is None:
+            raise
+        lines, tb = [], call.excinfo.tb
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            lines.append(f"  {code.co_filename}:{tb.tb_lineno or '?'} in {code.co_name}")
+            tb = tb.tb_next
+        lines.append(f"{call.excinfo.typename}: {call.excinfo.value}")
+        return pytest.TestReport(item.nodeid, item.location, {k: 1 for k in item.keywords}, "failed",
+                                 "\n".join(lines), call.when or "call",
+                                 duration=call.duration, start=call.start, stop=call.stop)
+
+
 @pytest.fixture
 def tmp_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """pytest's tmp_path, except when tests run as root: then a directory the sandboxed evaluator's
