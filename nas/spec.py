@@ -211,6 +211,9 @@ class TrainEvaluatorSpec(_Strict):
     cells_per_stage: int = Field(default=1, ge=1, le=5)
     batch_size: int = Field(default=64, ge=1, le=4096)
     learning_rate: float = Field(default=0.05, gt=0, le=10)
+    resolution: int | None = Field(default=None, ge=4, le=512, description=(
+        "resize the images to this many pixels square (bilinear): the space's input resolution to "
+        "score as deployed, smaller to score cheaply; default: the dataset's images as they are"))
 
 
 class ProxyEvaluatorSpec(_Strict):
@@ -222,6 +225,9 @@ class ProxyEvaluatorSpec(_Strict):
     batch_size: int = Field(default=64, ge=2, le=1024)
     width: int = Field(default=16, ge=1, le=128)
     cells_per_stage: int = Field(default=5, ge=1, le=5)
+    resolution: int | None = Field(default=None, ge=4, le=512, description=(
+        "resize the images to this many pixels square (bilinear): the space's input resolution to "
+        "score as deployed, smaller to score cheaply; default: the dataset's images as they are"))
 
 
 EvaluatorSpec = Annotated[BenchmarkEvaluatorSpec | CommandEvaluatorSpec | TrainEvaluatorSpec | ProxyEvaluatorSpec,

@@ -101,6 +101,9 @@ def search(
     evaluator_cmd: Annotated[str | None, typer.Option(help="Command run per candidate; {arch} is replaced")] = None,
     evaluator_timeout: Annotated[float, typer.Option(help="Seconds before a command evaluation fails")] = 600.0,
     train: Annotated[str | None, typer.Option(help="Short real training on 'digits' or an .npz file")] = None,
+    train_resolution: Annotated[int | None, typer.Option(
+        help="With --train: resize the images to this many pixels square (the space's own resolution, or "
+             "smaller to train cheaply)")] = None,
     max_latency: Annotated[float | None, typer.Option(help="Latency limit (ms) on every device")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write evaluated trials and the front here")] = None,
     database_url: Annotated[str | None, typer.Option(help="Where registered benchmarks live")] = None,
@@ -142,6 +145,8 @@ def search(
                                          "timeout_s": evaluator_timeout}
         elif train:
             evaluator = {"type": "train", "dataset": train}
+            if train_resolution is not None:
+                evaluator["resolution"] = train_resolution
         else:
             assert benchmark is not None
             evaluator = {"type": "benchmark", "table": _load_benchmark(catalog, benchmark, space, database_url),

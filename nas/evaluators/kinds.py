@@ -119,7 +119,7 @@ class TrainKind(_DatasetKind):
         ev: Any = spec.evaluator
         return TrainEvaluator(space, cls.dataset(spec), seed=spec.seed, epochs=ev.epochs, width=ev.width,
                               cells_per_stage=ev.cells_per_stage, batch_size=ev.batch_size,
-                              learning_rate=ev.learning_rate)
+                              learning_rate=ev.learning_rate, resolution=ev.resolution)
 
 
 @EVALUATORS.register
@@ -131,4 +131,4 @@ class ProxyKind(_DatasetKind):
               command_policy: CommandPolicy | None = None) -> Evaluator:
         ev: Any = spec.evaluator
         return ProxyEvaluator(space, cls.dataset(spec), proxy=ev.proxy, seed=spec.seed, batch_size=ev.batch_size,
-                              width=ev.width, cells_per_stage=ev.cells_per_stage)
+                              width=ev.width, cells_per_stage=ev.cells_per_stage, resolution=ev.resolution)

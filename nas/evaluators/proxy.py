@@ -25,7 +25,7 @@ import numpy as np
 
 from nas import threads
 from nas.evaluators.base import Evaluation, Evaluator
-from nas.evaluators.train import ImageDataset
+from nas.evaluators.train import ImageDataset, at_resolution
 from search_spaces.base import SearchSpace
 
 PROXIES = ("synflow", "naswot", "jacob_cov", "snip", "grad_norm")
@@ -111,11 +111,11 @@ class ProxyEvaluator(Evaluator):
     """Scores each architecture with one zero-cost proxy on a seeded minibatch of ``dataset``."""
 
     def __init__(self, space: SearchSpace, dataset: ImageDataset, *, proxy: str = "naswot", seed: int = 0,
-                 batch_size: int = 64, width: int = 16, cells_per_stage: int = 5):
+                 batch_size: int = 64, width: int = 16, cells_per_stage: int = 5, resolution: int | None = None):
         if proxy not in SCORES:
             raise ValueError(f"unknown proxy {proxy!r}; valid: {', '.join(PROXIES)}")
         self.space, self.proxy, self.seed = space, proxy, seed
-        self.width, self.cells = width, cells_per_stage
+        self.width, self.cells, self.resolution = width, cells_per_stage, resolution
         rows = np.random.default_rng(seed).permutation(len(dataset.x_train))[:batch_size]
         self.x, self.y = dataset.x_train[rows], dataset.y_train[rows]
         self.num_classes, self.in_channels = dataset.num_classes, dataset.in_channels
@@ -132,7 +132,10 @@ class ProxyEvaluator(Evaluator):
         torch.manual_seed(self.seed * 1_000_003 + zlib.crc32(arch.encode()))
         model = self.space.build_model(arch, num_classes=self.num_classes, in_channels=self.in_channels,
                                        width=self.width, cells_per_stage=self.cells)
-        value = SCORES[self.proxy](model, torch.from_numpy(self.x), torch.from_numpy(self.y))
+        value = SCORES[self.proxy](model, at_resolution(self.x, self.resolution), torch.from_numpy(self.y))
         if not math.isfinite(value):
             return Evaluation(None, f"proxy {self.proxy} is not finite for this architecture")
-        return Evaluation({"accuracy": value, f"proxy_{self.proxy}": value, "torch_threads": float(used)})
+        metrics = {"accuracy": value, f"proxy_{self.proxy}": value, "torch_threads": float(used)}
+        if self.resolution is not None:
+            metrics["train_resolution"] = float(self.resolution)
+        return Evaluation(metrics)

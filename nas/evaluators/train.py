@@ -35,6 +35,19 @@ class ImageDataset:
         return int(self.x_train.shape[1])
 
 
+def at_resolution(images: np.ndarray, resolution: int | None):  # -> torch.Tensor
+    """``images`` as a tensor, resized (bilinear) to ``resolution`` x ``resolution`` when given.
+
+    Resized per batch, not once per dataset: a dataset upsampled to 224 px would not fit in memory.
+    """
+    import torch
+
+    x = torch.from_numpy(images)
+    if resolution is None or x.shape[-2:] == (resolution, resolution):
+        return x
+    return torch.nn.functional.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+
+
 def load_dataset(name: str, seed: int = 0, val_fraction: float = 0.25) -> ImageDataset:
     if name == "digits":
         from sklearn.datasets import load_digits
@@ -63,14 +76,20 @@ def load_dataset(name: str, seed: int = 0, val_fraction: float = 0.25) -> ImageD
 
 
 class TrainEvaluator(Evaluator):
-    """Trains each candidate from scratch for a few epochs; accuracy is validation accuracy in %."""
+    """Trains each candidate from scratch for a few epochs; accuracy is validation accuracy in %.
+
+    The candidate is the space's network as defined (its channels and depth; the dataset's
+    classes and input channels). ``resolution`` resizes the images it trains and validates on
+    (the space's own input resolution to train as deployed, a smaller one to train cheaply);
+    without it the dataset's images are used as they are.
+    """
 
     def __init__(self, space: SearchSpace, dataset: ImageDataset, *, seed: int = 0, epochs: int = 3,
                  width: int = 8, cells_per_stage: int = 1, batch_size: int = 64,
-                 learning_rate: float = 0.05):
+                 learning_rate: float = 0.05, resolution: int | None = None):
         self.space, self.data, self.seed = space, dataset, seed
         self.epochs, self.width, self.cells = epochs, width, cells_per_stage
-        self.batch_size, self.lr = batch_size, learning_rate
+        self.batch_size, self.lr, self.resolution = batch_size, learning_rate, resolution
 
     def evaluate(self, archs: Sequence[str]) -> list[Evaluation]:
         return [self._train(a) for a in archs]
@@ -87,7 +106,7 @@ class TrainEvaluator(Evaluator):
                                        in_channels=self.data.in_channels, width=self.width,
                                        cells_per_stage=self.cells)
         opt = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=0.9, nesterov=True)
-        x, y = torch.from_numpy(self.data.x_train), torch.from_numpy(self.data.y_train)
+        x, y = self.data.x_train, torch.from_numpy(self.data.y_train)
         steps = self.epochs * max(1, len(x) // self.batch_size)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
         gen = torch.Generator().manual_seed(self.seed)
@@ -98,7 +117,7 @@ class TrainEvaluator(Evaluator):
             for start in range(0, len(x) - self.batch_size + 1, self.batch_size):
                 idx = order[start:start + self.batch_size]
                 opt.zero_grad()
-                loss = loss_fn(model(x[idx]), y[idx])
+                loss = loss_fn(model(at_resolution(x[idx.numpy()], self.resolution)), y[idx])
                 if not torch.isfinite(loss):
                     return Evaluation(None, "training diverged (non-finite loss)")
                 threads.backward(loss)
@@ -106,6 +125,10 @@ class TrainEvaluator(Evaluator):
                 sched.step()
         model.eval()
         with torch.no_grad():
-            pred = model(torch.from_numpy(self.data.x_val)).argmax(dim=1).numpy()
-        return Evaluation({"accuracy": float((pred == self.data.y_val).mean() * 100.0),
-                           "torch_threads": float(used)})
+            pred = np.concatenate([
+                model(at_resolution(self.data.x_val[i:i + self.batch_size], self.resolution)).argmax(dim=1).numpy()
+                for i in range(0, len(self.data.x_val), self.batch_size)])
+        metrics = {"accuracy": float((pred == self.data.y_val).mean() * 100.0), "torch_threads": float(used)}
+        if self.resolution is not None:
+            metrics["train_resolution"] = float(self.resolution)
+        return Evaluation(metrics)
