@@ -23,8 +23,8 @@ ENUMERATION_LIMIT = 2_000_000
 class LatencyEstimator:
     """Turns a table into arrays so a prediction is one gather (and a sum for additive spaces).
 
-    Additive spaces (fbnet) precompute the cost of each (position, choice). Spaces whose
-    graph depends on the choices together (nb201: dead edges, pruned cells) are small, so
+    Additive spaces (block spaces) precompute the cost of each (position, choice). Spaces whose
+    graph depends on the choices together (a cell space's dead edges, pruned cells) are small, so
     every architecture's latency is computed once from its signature counts and a
     prediction is a lookup by the mixed-radix index of its codes.
     """
@@ -140,7 +140,7 @@ _CACHE_LOCK = threading.Lock()
 
 def estimator_for(table: LatencyTable, space: SearchSpace, metric: str = "latency_ms") -> LatencyEstimator:
     """A shared estimator per table content: building one enumerates a whole small space
-    (tens of milliseconds for nb201), too slow to repeat on every request."""
+    (tens of milliseconds for a 15,625-cell space), too slow to repeat on every request."""
     fingerprint = _fingerprint(table, metric)
     key = (space.content_hash, fingerprint)  # a re-registered definition is another space
     with _CACHE_LOCK:

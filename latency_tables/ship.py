@@ -2,7 +2,7 @@
 
     python -m latency_tables.ship                # every space with a <space>_hw.csv there
     python -m latency_tables.ship SPACE          # one space
-    python -m latency_tables.ship profile [SPACE]  # profiled on this machine's CPU (minutes; default nb201)
+    python -m latency_tables.ship profile [SPACE]  # profiled on this machine's CPU (minutes; default: the default space)
     python -m latency_tables.ship band [SPACE]   # add the held-out error band to the shipped tables
 
 For every ``lat_<device>`` column: fit on a seeded random ``FIT_ROWS`` rows with
@@ -22,7 +22,7 @@ from latency_tables.estimator import LatencyEstimator
 from latency_tables.fit import fit_table, ratio_quantiles, validation_report
 from latency_tables.measurements import SHARED_DATA, read_shared
 from latency_tables.table import SHIPPED_DIR, load_table, save_table
-from search_spaces import SPACES, get_space
+from search_spaces import DEFAULT_SPACE, SPACES, get_space
 
 MEASURED_BY = "HELP (Lee et al., NeurIPS 2021) / HW-NAS-Bench (Li et al., ICLR 2021)"
 HARDWARE = {"1080ti": ("gpu", "pytorch", "NVIDIA GTX 1080 Ti"), "titan_rtx": ("gpu", "pytorch", "NVIDIA Titan RTX"),
@@ -94,7 +94,7 @@ def ship_band(space_name: str) -> None:
 
 PROFILED_DEVICE = "dev_vm_cpu_1t"
 #: the space whose profiled table ships (the one README's CPU figures are for)
-PROFILED_SPACE = "nb201"
+PROFILED_SPACE = DEFAULT_SPACE
 
 
 def ship_profile(space_name: str = PROFILED_SPACE) -> None:

@@ -2,7 +2,7 @@
 
 One file per device (and runtime/batch size). Entries are keyed by the op
 signatures a search space reports (``SearchSpace.all_op_signatures``); a missing
-entry is a named error. Version 2 keys nb201 tables by the cell as it runs (live,
+entry is a named error. Version 2 keys a cell space's tables by the cell as it runs (live,
 zero-input and dead-output edges, node sums, pruned network) instead of version 1's
 plain (edge, op) pairs, so version 1 files are refused with a hint to re-fit.
 

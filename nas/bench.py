@@ -21,11 +21,10 @@ from nas.evaluators import BenchmarkData
 from nas.pareto import hypervolume
 from nas.resolve import build_search
 from nas.spec import JobSpec, metric_key
-from search_spaces import get_space
+from search_spaces import DEFAULT_SPACE, get_space
 
 QUANTILES = (0.25, 0.5, 0.75)
 #: the space the benchmark harness runs on unless told (the one with a shared accuracy benchmark)
-DEFAULT_SPACE = "nb201"
 #: The baselines every bench runs next to the strategies asked for.
 BASELINES = ("tpe", "optuna-nsga2", "random")
 

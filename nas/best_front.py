@@ -32,7 +32,7 @@ EVALUATED = {"accuracy"}
 @dataclass(frozen=True)
 class BestFront:
     hypervolume: float
-    #: what the candidates were: "benchmark nb201" or "every architecture of nb201"
+    #: what the candidates were: "benchmark <table>" or "every architecture of <space>"
     basis: str
     candidates: int
 

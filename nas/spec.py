@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nas.registry import STRATEGIES
-from search_spaces import SPACES
+from search_spaces import DEFAULT_SPACE, SPACES
 from search_spaces.definition import NAME_PATTERN
 from search_spaces.metrics import STATIC_METRICS
 
@@ -235,17 +235,17 @@ EvaluatorSpec = Annotated[BenchmarkEvaluatorSpec | CommandEvaluatorSpec | TrainE
 
 
 EXAMPLE_SPEC: dict[str, Any] = {
-    "name": "pixel3 under 10 ms", "space": "nb201", "strategy": {"name": "evolution", "params": {}},
+    "name": "pixel3 under 10 ms", "space": DEFAULT_SPACE, "strategy": {"name": "evolution", "params": {}},
     "budget": {"evaluations": 20}, "seed": 0,
     "objectives": [{"metric": "accuracy", "goal": "maximize"},
                    {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
     "constraints": [{"metric": "latency_ms", "device": "pixel3", "max": 10.0}],
-    "evaluator": {"type": "benchmark", "table": "nb201", "metric": "cifar10_acc"},
+    "evaluator": {"type": "benchmark", "table": DEFAULT_SPACE, "metric": "cifar10_acc"},
 }
 
 
-_TINY = {"space": "nb201", "budget": {"evaluations": 20}, "seed": 0,
-         "evaluator": {"type": "benchmark", "table": "nb201", "metric": "cifar10_acc"}}
+_TINY = {"space": DEFAULT_SPACE, "budget": {"evaluations": 20}, "seed": 0,
+         "evaluator": {"type": "benchmark", "table": DEFAULT_SPACE, "metric": "cifar10_acc"}}
 #: Every form of spec the server accepts, for the OpenAPI document (POST /v1/jobs examples).
 SPEC_EXAMPLES: dict[str, dict[str, Any]] = {
     "benchmark": {"summary": "Accuracy from a benchmark table vs pixel3 latency under 10 ms", "value": EXAMPLE_SPEC},

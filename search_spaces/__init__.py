@@ -15,6 +15,8 @@ from search_spaces.definition import (FORMAT, SpaceDefinitionError, load_space_f
 from search_spaces.nb201 import NB201Space
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
+#: The space a command or example uses when none is named (the one the shipped benchmark covers).
+DEFAULT_SPACE = NB201Space.name
 
 SPACES: dict[str, SearchSpace] = {}
 
@@ -61,6 +63,6 @@ def _register_builtin() -> None:
 
 _register_builtin()
 
-__all__ = ["DEFINITIONS_DIR", "FORMAT", "SPACES", "InvalidArchitecture", "MissingHook", "Probe", "ProfilePlan",
+__all__ = ["DEFAULT_SPACE", "DEFINITIONS_DIR", "FORMAT", "SPACES", "InvalidArchitecture", "MissingHook", "Probe", "ProfilePlan",
            "SearchSpace", "SpaceDefinitionError", "get_space", "load_space_file", "parse_space_definition",
            "register_space", "register_type", "resolve_space"]

@@ -18,7 +18,7 @@ from latency_tables import LatencyTable, TableError, load_table
 from nas.bench import BASELINES, QUANTILES, BenchResult, RunResult, run_bench
 from nas.catalog import MemoryCatalog
 from nas.strategies import STRATEGIES
-from search_spaces import SPACES
+from search_spaces import DEFAULT_SPACE, SPACES
 
 DEFAULT_STRATEGIES = ["default", "evolution", "nsga2", "rl"]
 LABELS = {"tpe": "Optuna TPE", "optuna-nsga2": "Optuna NSGA-II"}
@@ -26,7 +26,7 @@ LABELS = {"tpe": "Optuna TPE", "optuna-nsga2": "Optuna NSGA-II"}
 
 def bench(
     benchmark: Annotated[str, typer.Option(help="Benchmark CSV path or registered name")],
-    space: Annotated[str, typer.Option(help=f"Search space: {', '.join(SPACES)}")] = "nb201",
+    space: Annotated[str, typer.Option(help=f"Search space: {', '.join(SPACES)}")] = DEFAULT_SPACE,
     metric: Annotated[str, typer.Option(help="Benchmark column used as accuracy")] = "cifar10_acc",
     strategy: Annotated[list[str] | None, typer.Option(
         help=f"Strategy to bench (repeatable; default {', '.join(DEFAULT_STRATEGIES)}); "

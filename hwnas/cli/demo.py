@@ -21,6 +21,7 @@ from hwnas_client import Client
 
 from hwnas.cli.remote import print_front, wait_with_bar
 from hwnas.cli.render import console, fail
+from search_spaces import DEFAULT_SPACE
 
 DEMO_DIR = Path(".hwnas")
 
@@ -28,7 +29,7 @@ DEMO_DIR = Path(".hwnas")
 def demo_spec(budget: int, device: str, max_latency_ms: float) -> dict[str, object]:
     return {
         "name": f"demo: digits accuracy vs {device} latency",
-        "space": "nb201",
+        "space": DEFAULT_SPACE,
         "strategy": {"name": "evolution", "params": {"population_size": 10, "sample_size": 3}},
         "budget": {"evaluations": budget},
         "seed": 0,
@@ -60,7 +61,7 @@ def demo(port: Annotated[int, typer.Option(help="Port of the demo server")] = 87
             _wait_until_up(client, server, DEMO_DIR / "demo-server.log")
             console.print(f"embedded server up at {url} (SQLite {db}, in-process worker)")
             job = client.submit(demo_spec(budget, device, max_latency_ms))
-            console.print(f"submitted job {job.id}: nb201, evolution, {budget} evaluations, "
+            console.print(f"submitted job {job.id}: {DEFAULT_SPACE}, evolution, {budget} evaluations, "
                           f"accuracy on digits vs {device} latency (<= {max_latency_ms} ms)")
             started = time.perf_counter()
             job = wait_with_bar(client, job.id, timeout=900, poll=0.5)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from hwnas.cli.remote import DEFAULT_URL, ApiKey, Url, connect
 from hwnas.cli.render import console, fail
+from search_spaces import DEFAULT_SPACE
 
 FORMAT_CHOICES = ("torch", "onnx", "json")
 
@@ -58,7 +59,7 @@ def export(job: Annotated[str | None, typer.Argument(help="Job id (with TRIAL: e
     if remote == local:
         fail("give either JOB TRIAL (export from a server) or --space and --arch (local)",
              "hwnas export JOB TRIAL --format onnx --out DIR --url URL  |  "
-             "hwnas export --space nb201 --arch ARCH --format torch --out DIR")
+             f"hwnas export --space {DEFAULT_SPACE} --arch ARCH --format torch --out DIR")
     if remote:
         if job is None or trial is None:
             fail("a server export needs both JOB and TRIAL (the trial id from `hwnas pareto --json`)")

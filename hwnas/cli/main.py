@@ -20,6 +20,7 @@ from hwnas.cli.devices import agent
 from hwnas.cli.devices import app as devices_app
 from hwnas.cli.export import export
 from hwnas.cli.render import console, fail
+from search_spaces import DEFAULT_SPACE
 from hwnas.cli.search import search
 from hwnas.cli.spaces import app as spaces_app
 from hwnas.cli.tables import app as tables_app
@@ -138,7 +139,7 @@ def db_upgrade(database_url: DbUrl = None) -> None:
 def bench_import(csv_path: Annotated[Path, typer.Argument(help="CSV with an 'arch' column")],
                  name: Annotated[str, typer.Option(help="Name jobs refer to")],
                  space: Annotated[str, typer.Option(
-                     help="Search space of the architectures: a shipped name or a definition file")] = "nb201",
+                     help="Search space of the architectures: a shipped name or a definition file")] = DEFAULT_SPACE,
                  database_url: DbUrl = None) -> None:
     """Register a benchmark table so `benchmark` evaluators can use it."""
     from hwnas.cli.render import fail_definition

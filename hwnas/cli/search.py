@@ -18,10 +18,9 @@ from nas.evaluators import BenchmarkError, read_benchmark_csv
 from nas.fanout import ThreadedDispatch, threads_safe
 from nas.resolve import build_search, pin_space
 from nas.spec import JobSpec, metric_key
-from search_spaces import SPACES, SpaceDefinitionError, resolve_space
+from search_spaces import DEFAULT_SPACE, SPACES, SpaceDefinitionError, resolve_space
 
 
-DEFAULT_SPACE = "nb201"
 
 
 def _spec_from_flags(space: str, strategy: str, budget: int, seed: int, devices: list[str],

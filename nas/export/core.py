@@ -90,7 +90,7 @@ def calibrate_batchnorm(model: Any, input_shape: tuple[int, ...], seed: int, bat
     """Set BatchNorm running statistics from random inputs (cumulative average, train mode).
 
     A freshly initialised network in eval mode normalises nothing (mean 0, var 1), so
-    its signal fades through nb201's 17 cells and the output no longer depends on the
+    its signal fades through a deep stack of cells and the output no longer depends on the
     input; an ONNX check on such a network would prove nothing.
     """
     import torch
