@@ -110,9 +110,16 @@ def calibrate_batchnorm(model: Any, input_shape: tuple[int, ...], seed: int, bat
 
 
 def _build(source: str, config: ModelConfig, seed: int, weights: Mapping[str, Any] | None) -> Any:
-    """The exported network, initialised from ``seed`` without disturbing the caller's torch RNG."""
+    """The exported network, initialised from ``seed`` without disturbing the caller's torch RNG.
+
+    Under the thread policy from the start (threads and deterministic kernels change the
+    BatchNorm calibration's last bits): a process's first build and its later ones agree.
+    """
     import torch
 
+    from nas import threads
+
+    threads.apply()
     module = load_module(source)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -24,6 +24,7 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -127,7 +128,11 @@ class ExportRunner:
                     max_tasks_per_child=50)
             return self._pool
 
-    def build(self, key: str, space: SpaceRef, arch: str, fmt: str, seed: int) -> ModelFiles:
+    def build(self, key: str, space: SpaceRef, arch: str, fmt: str, seed: int,
+              store: Callable[[ModelFiles], None] | None = None) -> ModelFiles:
+        """The model files of ``key``, built once however many ask at the same time; ``store``
+        (the cache write) runs before a later request stops finding the build in flight, so one
+        that arrives just after it finished reads the cache instead of building again."""
         if not self._slots.acquire(blocking=False):
             raise Busy("too many exports are waiting; try again shortly")
         try:
@@ -142,7 +147,10 @@ class ExportRunner:
             try:
                 # the build stops itself after timeout_s of CPU; this wall-clock backstop only
                 # catches a process that hangs without using CPU
-                return future.result(timeout=self.timeout_s * WALL_FACTOR)
+                model = future.result(timeout=self.timeout_s * WALL_FACTOR)
+                if owner and store is not None:
+                    store(model)
+                return model
             except concurrent.futures.TimeoutError:
                 self._restart()
                 raise Busy(f"the export did not finish within {self.timeout_s * WALL_FACTOR:g}s", 30) from None
@@ -203,14 +211,20 @@ def model_files(factory: sessionmaker[Session], runner: ExportRunner | None, spa
         hit = s.get(ExportArtifact, key)
         if hit is not None:
             return _unpack(hit.content)
-    model = runner.build(key, space_ref(space), arch, fmt, seed) if runner else build_model(space, arch, fmt, seed)
-    try:
-        with session_scope(factory) as s:
-            if s.get(ExportArtifact, key) is None:
-                s.add(ExportArtifact(key=key, filename=f"{space.name}-{fmt}", content=_pack(model)))
-    except Conflict:
-        pass  # a concurrent request stored the same build first
-    return model
+
+    def store(model: ModelFiles) -> None:
+        try:
+            with session_scope(factory) as s:
+                if s.get(ExportArtifact, key) is None:
+                    s.add(ExportArtifact(key=key, filename=f"{space.name}-{fmt}", content=_pack(model)))
+        except Conflict:
+            pass  # another server process stored the same build first
+
+    if runner is None:
+        model = build_model(space, arch, fmt, seed)
+        store(model)
+        return model
+    return runner.build(key, space_ref(space), arch, fmt, seed, store=store)
 
 
 def export_trial(factory: sessionmaker[Session], *, tenant_id: int, job_id: str, trial_id: int,

@@ -172,3 +172,24 @@ def test_weights_of_another_architecture_are_refused(tmp_path: Path) -> None:
     other = "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
     with pytest.raises(ExportError, match="weights do not fit"):
         export_architecture("nb201", other, "torch", tmp_path, tables=[], tables_source="none", weights=state)
+
+
+REPEATED_BUILDS = """
+import hashlib, sys
+from nas.export.service import build_model
+space, arch = sys.argv[1], sys.argv[2]
+print(" ".join(hashlib.sha256(build_model(space, arch, "onnx", 5).files["model.onnx"]).hexdigest()
+               for _ in range(2)))
+"""
+
+
+def test_a_processs_first_onnx_build_equals_its_later_ones() -> None:
+    """The export cache stores whichever build lands first: a fresh process (an export worker)
+    must build the same bytes the first time as every time after."""
+    space = get_space("nb201")
+    arch = space.sample(np.random.default_rng(3))
+    run = subprocess.run([sys.executable, "-c", REPEATED_BUILDS, space.name, arch], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    first, second = run.stdout.split()
+    assert first == second
