@@ -1,6 +1,6 @@
 """What the job and compare pages need to choose an architecture, beyond the stored trials.
 
-- ``job_extras``: degenerate trials, each table's error band, every axis a plot or the
+- ``job_extras``: each table's error band, every axis a plot or the
   shortlist may show, and the scale that turns the raw hypervolume into a percentage;
 - ``trial_columns``: values of extra axes (another device's latency, static metrics) for
   every trial of a job, computed through the tables and the space;
@@ -19,6 +19,7 @@ from typing import Any
 
 from api.dashboard.projection import available_axes, band_of, project
 from api.dashboard.series import duplicates_of, metric_label
+from api.dashboard.trialcache import JobTrials, TrialRow, job_trials
 from nas.best_front import BestFront, best_front, own_box
 from nas.service import DbCatalog
 from nas.spec import JobSpec
@@ -54,7 +55,7 @@ _MISSING = object()
 _pending: dict[str, threading.Event] = {}
 
 
-def _space(factory: Any, job: Job) -> SearchSpace:
+def job_space_of(factory: Any, job: Job) -> SearchSpace:
     """The job's space as it ran: a registered definition pinned by ``space_hash`` included."""
     return job_space(JobSpec.model_validate(job.spec), DbCatalog(factory, job.tenant_id))
 
@@ -104,7 +105,7 @@ def _best(factory: Any, job: Job, wait: bool) -> BestFront | None:
     return value  # type: ignore[return-value]
 
 
-def normalised_hv(factory: Any, job: Job, front: Sequence[Trial] | None = None,
+def normalised_hv(factory: Any, job: Job, front: Sequence[Trial | TrialRow] | None = None,
                   wait: bool = True) -> dict[str, Any] | None:
     """{"fraction", "scale", "kind": "best" | "own", "basis"} for the job's stored hypervolume.
 
@@ -129,37 +130,16 @@ def normalised_hv(factory: Any, job: Job, front: Sequence[Trial] | None = None,
             "basis": "the box from the job's reference point to the best value found for each objective"}
 
 
-_degenerate_cache: OrderedDict[str, tuple[int, list[int]]] = OrderedDict()
-
-
-def _degenerate(job: Job, space: SearchSpace, trials: Sequence[Trial]) -> list[int]:
-    """Seqs of the job's degenerate trials. Trials are append-only, so each job's answer is kept
-    and only trials added since are checked (nb201's check is ~0.1 ms a trial: 1 s for 10,000)."""
-    with _best_lock:
-        done, seqs = _degenerate_cache.get(job.id, (0, []))
-    if done > len(trials):
-        done, seqs = 0, []
-    seqs = seqs + [t.seq for t in trials[done:] if space.is_degenerate(t.arch)]
-    with _best_lock:
-        _degenerate_cache[job.id] = (len(trials), seqs)
-        _degenerate_cache.move_to_end(job.id)
-        while len(_degenerate_cache) > _CACHE_SIZE:
-            _degenerate_cache.popitem(last=False)
-    return seqs
-
-
-def job_extras(factory: Any, job: Job, trials: Sequence[Trial]) -> dict[str, Any]:
+def job_extras(factory: Any, job: Job, trials: JobTrials, space: SearchSpace) -> dict[str, Any]:
+    """Each table's error band, every axis a plot or the shortlist may show and the hypervolume scale
+    (the degenerate trials come with the trial columns: ``JobTrials.degenerate``)."""
     spec = JobSpec.model_validate(job.spec)
-    space = _space(factory, job)
     tables = _tables(factory, spec.space)
-    stored = sorted({k for t in trials for k in t.metrics})
-    labels = {k: metric_label(spec, k) for k in stored} | {o.key: metric_label(spec, o.key) for o in spec.objectives}
-    front = [t for t in trials if t.seq in set(job.front or [])]
-    hv = normalised_hv(factory, job, front)
+    labels = {k: metric_label(spec, k) for k in trials.keys} | {o.key: metric_label(spec, o.key) for o in spec.objectives}
+    hv = normalised_hv(factory, job, trials.front(job.front or []))
     return {
-        "degenerate": _degenerate(job, space, trials),
         "bands": {f"latency_ms@{d}": b for d, table in tables.items() if (b := band_of(table))},
-        "available": available_axes(space, stored, tables, labels),
+        "available": available_axes(space, trials.keys, tables, labels),
         "hv_scale": hv and {k: hv[k] for k in ("scale", "kind", "basis")},
         "constraint_keys": sorted({c.key for c in spec.constraints}),
     }
@@ -167,9 +147,8 @@ def job_extras(factory: Any, job: Job, trials: Sequence[Trial]) -> dict[str, Any
 
 def trial_columns(factory: Any, job: Job, keys: Sequence[str]) -> dict[str, Any]:
     """{"seq": [...], "values": {key: [...]}, "unknown": [...]} for every trial of ``job``."""
-    space = _space(factory, job)
-    with session_scope(factory) as s:
-        trials = jobs_q.job_trials(s, job.id)
+    space = job_space_of(factory, job)
+    trials = job_trials(factory, job.id, space).rows
     keys = list(dict.fromkeys(keys))[:MAX_KEYS]
     values = project(space, [t.arch for t in trials], keys, _tables(factory, space.name))
     return {"seq": [t.seq for t in trials], "values": values, "unknown": [k for k in keys if k not in values]}
@@ -185,7 +164,7 @@ def compare_data(factory: Any, jobs: Sequence[Job]) -> dict[str, Any]:
             front = jobs_q.front_trials(s, job)
         tables = _tables(factory, spec.space)
         keys = [f"latency_ms@{d}" for d in devices]
-        projected = project(_space(factory, job), [t.arch for t in front], keys, tables)
+        projected = project(job_space_of(factory, job), [t.arch for t in front], keys, tables)
         duplicates = duplicates_of(spec, job.front or [], front)
         plain = [o.key for o in spec.objectives if o.device is None]
         hv = normalised_hv(factory, job, front)

@@ -22,8 +22,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.auth import client_address, cross_site
-from api.dashboard import assets, exports, formatting
-from api.dashboard.choosing import compare_data, job_extras, normalised_hv, trial_columns
+from api.dashboard import assets, exports, formatting, trialcache
+from api.dashboard.choosing import compare_data, job_extras, job_space_of, normalised_hv, trial_columns
 from api.dashboard.access import SESSION_COOKIE, Viewer, safe_next
 from api.dashboard.architecture import diagram_svg, predicted_latencies
 from api.dashboard.jobrows import MAX_ROWS, SORTS, STATUSES, age, arrange, job_row
@@ -88,12 +88,15 @@ def asset(request: Request, name: str) -> Response:
     return Response(assets.body(file, encoding), media_type=assets.FILES[file][1], headers=headers)
 
 
+def _takes_gzip(request: Request) -> bool:
+    return "gzip" in request.headers.get("accept-encoding", "")
+
+
 def _json(request: Request, body: Any) -> Response:
-    """JSON for the pages' scripts, gzip-compressed when the browser takes it (series.json of
-    10,000 trials is ~1.5 MB raw, ~0.3 MB compressed)."""
+    """JSON for the pages' scripts, gzip-compressed when the browser takes it."""
     raw = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"}
-    if len(raw) > 1024 and "gzip" in request.headers.get("accept-encoding", ""):
+    if len(raw) > 1024 and _takes_gzip(request):
         raw = gzip.compress(raw, compresslevel=5)
         headers["Content-Encoding"] = "gzip"
     return Response(raw, media_type="application/json", headers=headers)
@@ -175,17 +178,25 @@ def _verified(factory: SessionFactory, job: Job) -> list[dict[str, Any]]:
 
 @router.get("/jobs/{job_id}/series.json")
 def job_series_json(request: Request, job_id: str, factory: SessionFactory, caller: Viewer) -> Response:
-    """Every trial as columns, the stored front and the hypervolume history (see series.py)."""
+    """Every trial as columns, the stored front and the hypervolume history (see series.py); the
+    trials are read and encoded once per job and process, then only those added since (trialcache.py)."""
     with session_scope(factory) as s:
         job = jobs_q.get_job(s, job_id, caller.tenant_id)
         if job is None:
             raise Problem(404, "Job not found", f"no job {job_id!r}")
-        trials = jobs_q.job_trials(s, job.id)
         history = hv_q.history(s, job.id)  # stored by the worker: nothing is recomputed here
-    body = job_series(job.spec, job.reference_point, job.front or [], trials, history)
-    body.update(job_id=job.id, job_status=job.status, evaluated=job.evaluated, budget=job.budget,
-                hypervolume_stored=job.hypervolume, **job_extras(factory, job, trials))
-    return _json(request, body)
+    space = job_space_of(factory, job)
+    trials = trialcache.job_trials(factory, job.id, space)
+    spec = JobSpec.model_validate(job.spec)
+    front = job.front or []
+    rest = job_series(spec, job.reference_point, front, trials.keys, trials.duplicates(spec, front), history,
+                      len(trials.rows))
+    rest.update(job_id=job.id, job_status=job.status, evaluated=job.evaluated, budget=job.budget,
+                hypervolume_stored=job.hypervolume, **job_extras(factory, job, trials, space))
+    compressed = _takes_gzip(request)
+    headers = {"Cache-Control": "no-store", "Vary": "Accept-Encoding"} | (
+        {"Content-Encoding": "gzip"} if compressed else {})
+    return Response(trials.body(rest, compressed), media_type="application/json", headers=headers)
 
 
 Keys = Annotated[str, Query(max_length=1000, pattern=r"^[A-Za-z0-9_@.,\-]*$")]

@@ -1,10 +1,11 @@
 """What the job page plots, computed from the stored trials (no FastAPI, no SQL here).
 
-``job_series`` turns a job and its trials (in evaluation order) into columns the
-browser plots directly: one entry per trial, metrics per key, the seqs of the
-stored Pareto front, and the hypervolume history. The history is the one the worker
+The job page's series.json is the trial columns the browser plots directly (one entry
+per trial, metrics per key: encoded once per job by api/dashboard/trialcache.py) and
+``job_series``: labels, axes, the seqs of the stored Pareto front and its duplicates,
+and the hypervolume history. The history is the one the worker
 stored as trials landed (``job_hypervolume``, storage/hypervolume.py): a request never
-computes a hypervolume, so its cost is linear in the trials it returns.
+computes a hypervolume, and it reads only the trials stored since the last one.
 """
 
 from __future__ import annotations
@@ -75,24 +76,18 @@ def duplicates_of(spec: JobSpec, front: Sequence[int], trials: Sequence[Any]) ->
     return out
 
 
-def job_series(job_spec: dict[str, Any], reference: dict[str, float] | None, front: Sequence[int],
-               trials: Sequence[Any], history: Sequence[tuple[int, float]]) -> dict[str, Any]:
-    """Columns for the job page; ``trials`` are ORM rows (seq, arch, status, metrics) in seq order,
-    ``history`` the stored (evaluations, hypervolume) rows."""
-    spec = JobSpec.model_validate(job_spec)
-    keys = sorted({k for t in trials for k in t.metrics})
-    columns: dict[str, list[float | None]] = {k: [t.metrics.get(k) for t in trials] for k in keys}
+def job_series(spec: JobSpec, reference: dict[str, float] | None, front: Sequence[int], keys: Sequence[str],
+               duplicates: dict[int, list[int]], history: Sequence[tuple[int, float]], total: int) -> dict[str, Any]:
+    """What the job page needs besides the trial columns (``trialcache.JobTrials.columns``: seq,
+    arch, trial_status, metrics): ``keys`` are the stored metric keys, ``duplicates`` the front's
+    (``duplicates_of``), ``history`` the stored (evaluations, hypervolume) rows, ``total`` the trials."""
     return {
         "labels": {k: metric_label(spec, k) for k in keys} | {o.key: metric_label(spec, o.key) for o in spec.objectives},
-        "duplicates": {str(k): v for k, v in duplicates_of(spec, front, trials).items()},
+        "duplicates": {str(k): v for k, v in duplicates.items()},
         "objectives": [{"key": o.key, "goal": o.goal} for o in spec.objectives],
         "axes": plot_axes(spec),
         "reference_point": reference or {},
-        "seq": [t.seq for t in trials],
-        "arch": [t.arch for t in trials],
-        "trial_status": [t.status for t in trials],
-        "metrics": columns,
         "front": sorted(front),
         "hypervolume": {"evaluations": [n for n, _ in history], "values": [v for _, v in history],
-                        "total": len(trials)},
+                        "total": total},
     }

@@ -19,8 +19,19 @@
   const WEBGL_ABOVE = 3000;
   const RENDER = new URLSearchParams(window.location.search).get("render");
 
+  // Asked once per page, and the probe's context released at once: each WebGL context costs
+  // tens of ms to create where WebGL is software-rendered (headless Chromium), and browsers cap them.
+  let webgl = null;
   function webglAvailable() {
-    try { return !!document.createElement("canvas").getContext("webgl"); } catch (e) { return false; }
+    if (webgl === null) {
+      try {
+        const gl = document.createElement("canvas").getContext("webgl");
+        webgl = !!gl;
+        const lose = gl && gl.getExtension("WEBGL_lose_context");
+        if (lose) lose.loseContext();
+      } catch (e) { webgl = false; }
+    }
+    return webgl;
   }
 
   /* ---------------------------------------------------------------- numbers for people
@@ -105,7 +116,13 @@
 
   /* ---------------------------------------------------------------- theme and plots */
   function cssVar(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
+  // Read once (each read is a style recalculation), again when the colour scheme changes.
+  let themeNow = null;
+  if (window.matchMedia) window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => { themeNow = null; });
   function theme() {
+    return themeNow || (themeNow = readTheme());
+  }
+  function readTheme() {
     return { fg: cssVar("--fg"), panel: cssVar("--panel"), line: cssVar("--line"), all: cssVar("--plot-all"),
       front: cssVar("--plot-front"), degenerate: cssVar("--plot-degenerate"), bad: cssVar("--bad"),
       jobs: cssVar("--job-colours").split(",").map((c) => c.trim()).filter(Boolean) };
@@ -246,12 +263,28 @@
       return s.axes.panels.length ? s.axes.panels : [{ device: null, x: "seq", title: `${s.axes.y} by evaluation` }];
     }
 
+    // One hover text per trial, built once per series (the panels and the explore plot share it).
+    // Values repeat a lot (a space has few distinct parameter counts), so each key's are formatted once.
+    const hoverOf = new WeakMap();
     function hoverTexts(s, r) {
-      const keys = Object.keys(s.metrics).sort();
-      return s.seq.map((seq, i) =>
-        `trial ${seq}${r.frontSet.has(seq) && !r.dupOf.has(seq) ? " (front)" : ""}` +
-        `${r.dupOf.has(seq) ? ` (duplicate of ${r.dupOf.get(seq)})` : ""}${r.degenerate.has(seq) ? " (degenerate)" : ""}<br>${s.arch[i]}<br>` +
-        keys.filter((k) => s.metrics[k][i] !== null).map((k) => `${k}: ${fmt.metric(k, s.metrics[k][i])}`).join("<br>"));
+      if (hoverOf.has(s)) return hoverOf.get(s);
+      const lines = Object.keys(s.metrics).sort().map((k) => {
+        const seen = new Map();
+        return s.metrics[k].map((v) => {
+          if (v === null) return null;
+          let line = seen.get(v);
+          if (line === undefined) seen.set(v, (line = `<br>${k}: ${fmt.metric(k, v)}`));
+          return line;
+        });
+      });
+      const out = s.seq.map((seq, i) => {
+        let t = `trial ${seq}${r.frontSet.has(seq) && !r.dupOf.has(seq) ? " (front)" : ""}` +
+          `${r.dupOf.has(seq) ? ` (duplicate of ${r.dupOf.get(seq)})` : ""}${r.degenerate.has(seq) ? " (degenerate)" : ""}<br>${s.arch[i]}`;
+        for (const col of lines) if (col[i] !== null) t += col[i];
+        return t;
+      });
+      hoverOf.set(s, out);
+      return out;
     }
 
     function limitShapes(limits, key, ax) {

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import re
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,45 @@ def test_proxy_scores_are_named_and_duplicates_listed_once() -> None:
     trials = [trial(0, 50.0, 2.0), trial(1, 50.0, 2.0), trial(2, 60.0, 3.0), trial(3, 50.0, 2.0)]
     # a front stored before the rule held both 0 and 1: 1 and 3 are listed as duplicates of 0
     assert duplicates_of(SPEC, [0, 1, 2], trials) == {0: [1, 3]}
+
+
+def test_series_trials_are_read_once_then_only_those_added_since(tmp_path: Path) -> None:
+    import gzip
+    import json
+
+    from api.dashboard import trialcache
+    from storage.db import make_engine, make_session_factory, session_scope
+    from storage.migrate import upgrade
+    from storage.models import Job
+
+    url = f"sqlite:///{tmp_path}/t.db"
+    upgrade(url)
+    factory = make_session_factory(make_engine(url))
+    space = get_space("nb201")
+    dead = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    live = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|avg_pool_3x3~1|none~2|"
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def add(seqs: range, arch: str) -> None:
+        with session_scope(factory) as s:
+            s.execute(Trial.__table__.insert(), [
+                {"job_id": "j", "seq": q, "arch": arch, "arch_hash": str(q), "status": "completed",
+                 "metrics": {"accuracy": float(q)} | ({"params": 1.0} if q > 1 else {}), "error": None,
+                 "started_at": now, "finished_at": now, "duration_s": 0.0} for q in seqs])
+
+    with session_scope(factory) as s:
+        s.add(Job(id="j", spec={}, budget=4))
+    add(range(2), live)
+    first = trialcache.job_trials(factory, "j", space)
+    assert [r.seq for r in first.rows] == [0, 1] and first.keys == ["accuracy"] and first.degenerate == []
+    assert trialcache.job_trials(factory, "j", space) is first  # nothing new: the same object, no re-read
+    add(range(2, 4), dead)
+    later = trialcache.job_trials(factory, "j", space)
+    assert [r.seq for r in later.rows] == [0, 1, 2, 3] and later.degenerate == [2, 3]
+    assert later.keys == ["accuracy", "params"]
+    body = json.loads(gzip.decompress(later.body({"front": [3]}, compressed=True)))
+    assert body["seq"] == [0, 1, 2, 3] and body["metrics"]["params"] == [None, None, 1.0, 1.0]
+    assert body["front"] == [3] and body["degenerate"] == [2, 3]
+    raw = later.body({"front": [3]}, compressed=False)
+    assert later.body({"front": [3]}, compressed=False) is raw  # reused while the rest is the same
+    assert json.loads(later.body({"front": [2]}, compressed=False))["front"] == [2]
