@@ -1,7 +1,9 @@
 """One job over several Celery worker processes: every trial recorded once, the same search as one worker.
 
 Real PostgreSQL, Redis and worker processes. The evaluator leaves a mark per
-(worker, candidate) when it starts and when it ends, so a test knows who ran what.
+(worker, candidate) when it starts and when it ends, so a test knows who ran what; while
+the marks folder holds a ``hold`` file, an evaluation that starts waits (marked ``held``),
+so a test can stop an owner while a candidate is certainly in flight, however busy the machine.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def fanout_spec(tmp_path: Path, marks: Path, sleep_s: float = 0.3) -> dict[str, 
         "key = zlib.crc32(sys.argv[1].encode())\n"
         f"mark = os.path.join({str(marks)!r}, f\"{{os.environ.get('EVAL_TAG', 'here')}}.{{key}}.{{os.getpid()}}\")\n"
         "open(mark + '.start', 'w').close()\n"
+        f"hold = os.path.join({str(marks)!r}, 'hold')\n"
+        "if os.path.exists(hold):\n"
+        "    open(mark + '.held', 'w').close()\n"
+        "    deadline = time.monotonic() + 120\n"
+        "    while os.path.exists(hold) and time.monotonic() < deadline:\n"
+        "        time.sleep(0.05)\n"
         f"time.sleep(float(os.environ.get('EVAL_SLEEP', {sleep_s})))\n"
         "open(mark + '.end', 'w').close()\n"
         "print(json.dumps({'accuracy': key % 1000 / 10}))\n")
@@ -68,6 +76,22 @@ def serial_archs(spec: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[
 def marks_of(marks: Path, tag: str, suffix: str) -> set[int]:
     """Candidate keys (crc32 of the arch) a worker started or ended."""
     return {int(p.name.split(".")[1]) for p in marks.glob(f"{tag}.*.{suffix}")}
+
+
+def kill_owner_mid_candidate(client: Client, job_id: str, stack: Stack, marks: Path,
+                             owner: subprocess.Popen[bytes]) -> Callable[[], None]:
+    """After 8 evaluations, hold the next candidate that starts, kill the owner while it is held
+    (a candidate is then in flight, whatever the machine's load) and return the release."""
+    wait_for(client, job_id, lambda j: j.evaluated >= 8, stack)
+    hold = marks / "hold"
+    hold.touch()
+    deadline = time.monotonic() + 60
+    while not any(marks.glob("*.held")):
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(0.05)
+    os.killpg(owner.pid, signal.SIGKILL)
+    owner.wait()
+    return hold.unlink
 
 
 def start_tagged_worker(stack: Stack, tag: str, beat: bool) -> subprocess.Popen[bytes]:
@@ -154,10 +178,9 @@ def test_a_new_owner_finishes_the_batch_in_flight_without_asking_again(
         job = client.submit(spec)
         wait_for(client, job.id, lambda j: j.status == "running", stack)  # "first" owns it
         start_tagged_worker(stack, "helper", beat=False)
-        wait_for(client, job.id, lambda j: j.evaluated >= 8, stack)
-        os.killpg(owner.pid, signal.SIGKILL)
-        owner.wait()
+        release = kill_owner_mid_candidate(client, job.id, stack, marks, owner)
         start_tagged_worker(stack, "second", beat=True)  # its reaper hands the job on
+        release()
         done = wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
     assert done.status == "succeeded", (done.error, stack.logs())
     assert_exact(stack, job.id, expected)
@@ -227,10 +250,9 @@ def test_async_a_new_owner_resumes_the_candidates_in_flight(stack: Stack, tmp_pa
         job = client.submit(spec)
         wait_for(client, job.id, lambda j: j.status == "running", stack)
         start_tagged_worker(stack, "helper", beat=False)
-        wait_for(client, job.id, lambda j: j.evaluated >= 8, stack)
-        os.killpg(owner.pid, signal.SIGKILL)  # mid-job, with candidates handed out and claimed
-        owner.wait()
+        release = kill_owner_mid_candidate(client, job.id, stack, marks, owner)
         start_tagged_worker(stack, "second", beat=True)  # its reaper hands the job on
+        release()
         done = wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
     assert done.status == "succeeded", (done.error, stack.logs())
     assert_exactly_budget(stack, job.id)
