@@ -35,7 +35,7 @@ from storage import jobs as jobs_q
 from storage import tenants as tenants_q
 from storage.db import make_engine, make_session_factory, session_scope
 from storage.migrate import upgrade
-from scratch import fresh_database
+from scratch import SANDBOX_PYTHON, fresh_database, sandbox_readable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ print(json.dumps({"accuracy": zlib.crc32(arch.encode()) % 100}))
 
 def command(script: Path, sleep_s: float, random_lengths: bool = False, seed: int = 0) -> str:
     """Sleeps (fixed or seeded random length), then scores the architecture by a checksum."""
-    return f"{sys.executable} {script} {{arch}} {-1 if random_lengths else sleep_s} {seed}"
+    return f"{SANDBOX_PYTHON} {script} {{arch}} {-1 if random_lengths else sleep_s} {seed}"
 
 
 @contextmanager
@@ -91,7 +91,7 @@ def run(server: str, redis_url: str, count: int, evaluations: int, batch: int,
         factory = make_session_factory(engine)
         register_shipped_tables(factory)
         queue = f"hwnas-bench-{uuid.uuid4().hex[:8]}"
-        script = Path(logs) / "sleepy_eval.py"
+        script = sandbox_readable(Path(logs)) / "sleepy_eval.py"
         script.write_text(EVAL_SCRIPT)
         env = {**os.environ, "HWNAS_ALLOW_COMMAND_EVALUATOR": "true", "HWNAS_DATABASE_URL": url, "HWNAS_BROKER_URL": redis_url, "HWNAS_QUEUE": queue,
                "PYTHONUNBUFFERED": "1"}

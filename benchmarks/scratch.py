@@ -3,6 +3,8 @@ and the nb201 benchmark, and a trivial objective."""
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +18,16 @@ from nas.spec import JobSpec
 from search_spaces import SearchSpace
 
 NB201_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201_hw.csv"
+#: An interpreter a sandboxed command evaluator can run: a root worker runs commands as
+#: ``nobody``, who cannot enter a virtualenv under /root (stdlib-only scripts need no more).
+SANDBOX_PYTHON = sys.executable if os.geteuid() != 0 else next(
+    (p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.path.exists(p)), sys.executable)
+
+
+def sandbox_readable(folder: Path) -> Path:
+    """``folder`` opened to the sandbox's user (a temporary folder is 0700), for evaluator scripts."""
+    folder.chmod(0o755)
+    return folder
 
 
 @contextmanager

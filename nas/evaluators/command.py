@@ -11,6 +11,9 @@ user when the worker is root, resource limits. Both run the command in a process
 its own under a small ``sh`` supervisor that kills the whole group when the worker dies
 (``PR_SET_PDEATHSIG``); the worker kills the group after every run (exit, timeout, error),
 and keeps only the last ``output_tail_bytes`` of stdout and stderr, read as they come.
+A command run as another user that leaves its group with ``setsid`` is caught too: the
+worker is its orphans' reaper (``PR_SET_CHILD_SUBREAPER``), so such a process comes back
+to the worker when its parent ends, and every session it leads is killed after the run.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ from nas.evaluators.base import Evaluation, Evaluator
 ERROR_TAIL = 2000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
+_PR_SET_CHILD_SUBREAPER = 36
 #: The process group's leader: forwards nothing, waits for the command, and on SIGTERM (sent
 #: by the kernel when the worker dies) kills the whole group, itself included.
 _SUPERVISOR = 'trap "kill -KILL 0" TERM HUP; "$@" & wait $!'
@@ -185,20 +190,27 @@ class CommandEvaluator(Evaluator):
         user: dict[str, object] = {}
         if identity:
             user = {"user": identity[0], "group": identity[1], "extra_groups": []}
+            _adopt_orphans()
         try:
-            proc = subprocess.Popen(["/bin/sh", "-c", _SUPERVISOR, "hwnas-evaluator", *argv],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=env, cwd=self.cwd, start_new_session=True, close_fds=True,
-                                    preexec_fn=_child_setup(os.getpid(), self.policy.limits()),
-                                    **user)  # type: ignore[call-overload]
+            with _LIVE_LOCK:  # started and listed at once: another run's sweep never takes it for an orphan
+                proc = subprocess.Popen(["/bin/sh", "-c", _SUPERVISOR, "hwnas-evaluator", *argv],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=env, cwd=self.cwd, start_new_session=True, close_fds=True,
+                                        preexec_fn=_child_setup(os.getpid(), self.policy.limits()),
+                                        **user)  # type: ignore[call-overload]
+                _LIVE.add(proc.pid)
         except (OSError, subprocess.SubprocessError) as exc:
             return Evaluation(None, f"cannot start the command: {exc}")
         out, err = _Tail(self.policy.output_tail_bytes), _Tail(self.policy.output_tail_bytes)
+        sweep = (lambda: _kill_escaped(identity[0])) if identity else (lambda: None)
         try:
             timed_out = _collect(proc, {proc.stdout: out, proc.stderr: err},  # type: ignore[dict-item]
-                                 time.monotonic() + self.timeout_s)
+                                 time.monotonic() + self.timeout_s, sweep)
         finally:
             _kill_group(proc)
+            with _LIVE_LOCK:
+                _LIVE.discard(proc.pid)
+            sweep()
         stderr = "\n".join(x for x in (err.text()[-ERROR_TAIL:], err.note("stderr"), out.note("stdout")) if x)
         if timed_out:
             return Evaluation(None, f"timed out after {self.timeout_s:g}s\n{stderr}".strip())
@@ -208,6 +220,61 @@ class CommandEvaluator(Evaluator):
                       else f"exit status {code}")
             return Evaluation(None, f"{reason}\n{stderr}".strip())
         return _parse_metrics(out.text(), stderr)
+
+
+#: Supervisors of this process's runs in progress (commands may run on several threads).
+_LIVE: set[int] = set()
+_LIVE_LOCK = threading.Lock()
+_REAPER_OF: list[int] = []  # the pid that made itself a subreaper (not inherited across fork)
+
+
+def _adopt_orphans() -> None:
+    """Make this process the parent of its descendants' orphans (once per process)."""
+    if _REAPER_OF != [os.getpid()]:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _REAPER_OF[:] = [os.getpid()]
+
+
+def _processes() -> list[tuple[int, int, int, int]]:
+    """(pid, parent pid, session id, uid) of every process, from /proc."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            uid = os.stat(f"/proc/{entry.name}").st_uid
+        except OSError:
+            continue
+        found.append((int(entry.name), int(fields[1]), int(fields[3]), uid))
+    return found
+
+
+def _kill_escaped(uid: int) -> None:
+    """SIGKILL every session led by an orphan of ``uid`` that came back to this process (a
+    command's process that left its group with ``setsid``), and reap those orphans. Orphans of
+    another run of this process at the same time go too: no command may leave processes."""
+    me = os.getpid()
+    for _ in range(5):  # a session's members become orphans in turn as their parents die
+        procs = _processes()
+        with _LIVE_LOCK:
+            orphans = [(pid, sid) for pid, ppid, sid, owner in procs
+                       if ppid == me and owner == uid and pid not in _LIVE]
+        if not orphans:
+            return
+        sessions = {sid for _, sid in orphans}
+        for pid, _ppid, sid, owner in procs:
+            if sid in sessions and owner == uid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        for pid, _ in orphans:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def _child_setup(parent: int, limits: list[tuple[int, int]]) -> Callable[[], None]:
@@ -230,11 +297,12 @@ def _child_setup(parent: int, limits: list[tuple[int, int]]) -> Callable[[], Non
     return setup
 
 
-def _collect(proc: subprocess.Popen[bytes], tails: dict[object, _Tail], deadline: float) -> bool:
+def _collect(proc: subprocess.Popen[bytes], tails: dict[object, _Tail], deadline: float,
+             sweep: Callable[[], None]) -> bool:
     """Read both pipes into their tails until they close or the deadline passes. True on timeout.
 
-    Once the supervisor has exited, its group is killed, so a background child still
-    holding the pipes cannot keep the trial waiting.
+    Once the supervisor has exited, its group is killed and ``sweep`` kills what escaped the
+    group, so a background child still holding the pipes cannot keep the trial waiting.
     """
     with selectors.DefaultSelector() as sel:
         for stream in tails:
@@ -251,6 +319,7 @@ def _collect(proc: subprocess.Popen[bytes], tails: dict[object, _Tail], deadline
                     sel.unregister(key.fileobj)
             if sel.get_map() and _exited(proc):
                 _kill_group(proc, reap=False)
+                sweep()
     remaining = deadline - time.monotonic()
     try:
         proc.wait(timeout=max(remaining, 0.01))

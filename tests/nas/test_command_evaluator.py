@@ -195,3 +195,15 @@ def test_local_policy_keeps_the_users_environment(monkeypatch: pytest.MonkeyPatc
     (r,) = CommandEvaluator("sh -c 'echo {\\\"accuracy\\\": $HWNAS_LOCAL_ONLY}'").evaluate(["x"])
     assert r.metrics == {"accuracy": 42.0}
     assert resource.getrlimit(resource.RLIMIT_CPU)[0] == resource.RLIM_INFINITY  # limits apply to the child only
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="escapes are caught for commands run as another user (a root worker's)")
+def test_a_process_that_leaves_the_group_with_setsid_does_not_outlive_its_trial() -> None:
+    """In a process of its own (the evaluator makes its process the orphans' reaper): a command
+    whose child calls setsid and whose own parent then ends leaves nothing behind."""
+    probe = ("from nas.evaluators.command import CommandEvaluator, CommandPolicy\n"
+             "(r,) = CommandEvaluator(\"sh -c 'setsid sh -c \\\"sleep 303.75 & sleep 303.75\\\" & "
+             "sleep 0.3; echo {}'\", policy=CommandPolicy()).evaluate(['x'])\n"
+             "assert r.ok, r.error\n")
+    subprocess.run([PY, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    assert wait_until_gone("sleep 303.75") == []
