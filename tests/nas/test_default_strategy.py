@@ -7,7 +7,7 @@ import numpy as np
 from latency_tables import LatencyEstimator, shipped_tables
 from nas.pareto import Objective, hypervolume
 from nas.problem import Problem, TrialResult
-from nas.strategies.default import QUAD_WEIGHTS, DefaultStrategy, ehvi_2d
+from nas.strategies.default import QUAD_WEIGHTS, DefaultStrategy, ehvi_2d, ehvi_2d_sorted
 from nas.strategies.gp import GP
 from nas.strategies.pool import build_pool
 from search_spaces import get_space
@@ -26,6 +26,17 @@ def test_ehvi_2d_equals_hypervolume_differences() -> None:
     want = [sum(w * (hypervolume(np.vstack([front, [v, f]]), reference) - base) for v, w in zip(vals, QUAD_WEIGHTS))
             for vals, f in zip(values, known)]
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_sorted_ehvi_2d_equals_the_summed_one() -> None:
+    rng = np.random.default_rng(3)
+    front = np.array([[90.0, -10.0], [85.0, -6.0], [70.0, -3.0], [60.0, -9.0], [50.0, -25.0]])
+    reference = np.array([10.0, -20.0])  # the last point lies outside it
+    values = rng.uniform(0, 99, size=(200, len(QUAD_WEIGHTS)))  # some below the reference
+    known = rng.uniform(-22, -1, size=200)
+    values[:5], known[5:10] = front[:5, :1], front[:5, 1]  # levels and free values on the front's
+    np.testing.assert_allclose(ehvi_2d_sorted(front, reference, values, known),
+                               ehvi_2d(front, reference, values, known), rtol=1e-9, atol=1e-9)
 
 
 def test_gp_interpolates_and_is_unsure_far_away() -> None:
