@@ -102,3 +102,38 @@ def test_default_finds_the_front_of_a_smooth_nb201_problem_quickly() -> None:
 
     assert regret("default") < 0.005
     assert regret("random") > 0.02
+
+
+def test_resumed_past_the_window_asks_what_the_uninterrupted_run_asks() -> None:
+    """Past WINDOW the strategy caches pool columns, the front and the available mask: a job
+    restored from its checkpoint (caches empty) must still ask exactly the same."""
+    from nas.strategies.default import WINDOW
+
+    table = next(t for t in shipped_tables() if t.device_name == "pixel3" and t.space == "nb201")
+    est = LatencyEstimator(table, NB201)
+
+    def accuracy(arch: str) -> float:
+        codes = NB201.encode(arch)
+        codes = np.where(NB201.live_edges(codes), codes, 0)
+        return float(60 + 8 * np.sum(codes == 3) + 5 * np.sum(codes == 2) - 0.7 * np.sum(codes == 3) ** 2
+                     + 0.3 * np.sum(codes == 1))
+
+    problem = Problem(NB201, [Objective("accuracy", True), Objective("lat", False)],
+                      lambda archs: {"lat": est.predict(archs)})
+    total, stop = WINDOW + 25, WINDOW + 10
+
+    def run(resume_at: int | None) -> list[str]:
+        strategy = DefaultStrategy(problem, seed=3)
+        asked: list[str] = []
+        for step in range(total):
+            if step == resume_at:
+                state = strategy.state_dict()
+                strategy = DefaultStrategy(problem, seed=3)
+                strategy.load_state_dict(state)
+                strategy.mark_seen(NB201.canonical_hash(a) for a in asked)
+            arch = strategy.ask(1)[0]
+            asked.append(arch)
+            strategy.tell([TrialResult(arch, {"accuracy": accuracy(arch), "lat": float(est.predict([arch])[0])})])
+        return asked
+
+    assert run(stop) == run(None)
