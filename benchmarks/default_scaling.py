@@ -4,7 +4,7 @@
 
 Runs nb201 / cifar10 accuracy from ../shared/data/nb201_hw.csv / one device's latency
 in memory (no database), batch size 1, and times the strategy's ``ask`` + ``tell``
-alone (the benchmark evaluator costs microseconds). Prints, at 100, 500 and 2,000
+alone (the benchmark evaluator costs microseconds). Prints, at 100, 500, 1,000 and 2,000
 evaluations, the mean strategy ms per evaluation so far and over the last 50.
 """
 

@@ -25,6 +25,12 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip((a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * a @ b.T, 0, None)
 
 
+def kernel_column(x: np.ndarray, point: np.ndarray, length: float) -> np.ndarray:
+    """Correlations of every row of ``x`` with one point: a column of ``predict``'s kernel, computed
+    the same way whenever asked (so a cache of them gives bit-identical predictions)."""
+    return _matern52(_sq_dist(x, point[None]), length)[:, 0]
+
+
 def _matern52(d2: np.ndarray, length: float) -> np.ndarray:
     r = np.sqrt(5 * d2) / length
     return (1 + r + r * r / 3) * np.exp(-r)
@@ -78,8 +84,24 @@ class GP:
 
     def predict(self, x_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the latent function (noise excluded)."""
-        k = _matern52(_sq_dist(x_new, self.x), self.length)
+        return self.predict_kernel(_matern52(_sq_dist(x_new, self.x), self.length))
+
+    def predict_kernel(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` from the (new points x training points) correlations."""
         mean = k @ self.alpha
         v = solve_triangular(self.chol, k.T, lower=True, check_finite=False)
+        var = np.clip(1.0 - (v * v).sum(0), 1e-12, None) * self.scale
+        return self.y_mean + self.y_std * mean, self.y_std * np.sqrt(var)
+
+    def predict_columns(self, kt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same from the transposed correlations (training points x new points), by one matrix
+        product with the inverse Cholesky factor: a few times faster than the triangular solve
+        over thousands of points. ``kt`` may be float32 (then so is the product, twice as fast:
+        ample for a posterior whose hyperparameters come from an 11 x 5 grid)."""
+        inv_chol, info = dtrtri(self.chol, lower=1)
+        if info != 0:
+            return self.predict_kernel(kt.T.astype(float))
+        mean = (self.alpha.astype(kt.dtype) @ kt).astype(float)
+        v = (inv_chol.astype(kt.dtype) @ kt).astype(float)
         var = np.clip(1.0 - (v * v).sum(0), 1e-12, None) * self.scale
         return self.y_mean + self.y_std * mean, self.y_std * np.sqrt(var)

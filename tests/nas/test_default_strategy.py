@@ -7,7 +7,7 @@ import numpy as np
 from latency_tables import LatencyEstimator, shipped_tables
 from nas.pareto import Objective, hypervolume
 from nas.problem import Problem, TrialResult
-from nas.strategies.default import QUAD_WEIGHTS, DefaultStrategy, ehvi_2d
+from nas.strategies.default import QUAD_WEIGHTS, DefaultStrategy, ehvi_2d, ehvi_2d_sorted
 from nas.strategies.gp import GP
 from nas.strategies.pool import build_pool
 from search_spaces import get_space
@@ -26,6 +26,17 @@ def test_ehvi_2d_equals_hypervolume_differences() -> None:
     want = [sum(w * (hypervolume(np.vstack([front, [v, f]]), reference) - base) for v, w in zip(vals, QUAD_WEIGHTS))
             for vals, f in zip(values, known)]
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_sorted_ehvi_2d_equals_the_summed_one() -> None:
+    rng = np.random.default_rng(3)
+    front = np.array([[90.0, -10.0], [85.0, -6.0], [70.0, -3.0], [60.0, -9.0], [50.0, -25.0]])
+    reference = np.array([10.0, -20.0])  # the last point lies outside it
+    values = rng.uniform(0, 99, size=(200, len(QUAD_WEIGHTS)))  # some below the reference
+    known = rng.uniform(-22, -1, size=200)
+    values[:5], known[5:10] = front[:5, :1], front[:5, 1]  # levels and free values on the front's
+    np.testing.assert_allclose(ehvi_2d_sorted(front, reference, values, known),
+                               ehvi_2d(front, reference, values, known), rtol=1e-9, atol=1e-9)
 
 
 def test_gp_interpolates_and_is_unsure_far_away() -> None:
@@ -91,3 +102,38 @@ def test_default_finds_the_front_of_a_smooth_nb201_problem_quickly() -> None:
 
     assert regret("default") < 0.005
     assert regret("random") > 0.02
+
+
+def test_resumed_past_the_window_asks_what_the_uninterrupted_run_asks() -> None:
+    """Past WINDOW the strategy caches pool columns, the front and the available mask: a job
+    restored from its checkpoint (caches empty) must still ask exactly the same."""
+    from nas.strategies.default import WINDOW
+
+    table = next(t for t in shipped_tables() if t.device_name == "pixel3" and t.space == "nb201")
+    est = LatencyEstimator(table, NB201)
+
+    def accuracy(arch: str) -> float:
+        codes = NB201.encode(arch)
+        codes = np.where(NB201.live_edges(codes), codes, 0)
+        return float(60 + 8 * np.sum(codes == 3) + 5 * np.sum(codes == 2) - 0.7 * np.sum(codes == 3) ** 2
+                     + 0.3 * np.sum(codes == 1))
+
+    problem = Problem(NB201, [Objective("accuracy", True), Objective("lat", False)],
+                      lambda archs: {"lat": est.predict(archs)})
+    total, stop = WINDOW + 25, WINDOW + 10
+
+    def run(resume_at: int | None) -> list[str]:
+        strategy = DefaultStrategy(problem, seed=3)
+        asked: list[str] = []
+        for step in range(total):
+            if step == resume_at:
+                state = strategy.state_dict()
+                strategy = DefaultStrategy(problem, seed=3)
+                strategy.load_state_dict(state)
+                strategy.mark_seen(NB201.canonical_hash(a) for a in asked)
+            arch = strategy.ask(1)[0]
+            asked.append(arch)
+            strategy.tell([TrialResult(arch, {"accuracy": accuracy(arch), "lat": float(est.predict([arch])[0])})])
+        return asked
+
+    assert run(stop) == run(None)
