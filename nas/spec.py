@@ -29,6 +29,10 @@ DEVICE_LIMITS = "device"
 MAX_BUDGET = 1_000_000
 
 
+#: What a device may be called (a table's ``device.name``, an agent's queue, a URL path segment).
+DEVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+
+
 def metric_key(metric: str, device: str | None, source: str = "table") -> str:
     """How a metric is named in trial metrics: ``latency_ms@pixel3`` for per-device metrics,
     ``measured_latency_ms@pixel3`` for what the device's agent measured."""
@@ -109,7 +113,7 @@ class BudgetSpec(_Strict):
 class _MetricRef(_Strict):
     #: A built-in metric (``METRICS``) or one the evaluator declares (checked by JobSpec).
     metric: str = Field(pattern=METRIC_NAME, json_schema_extra={"examples": sorted(METRICS)})
-    device: str | None = Field(default=None, min_length=1, max_length=100)
+    device: str | None = Field(default=None, pattern=DEVICE_NAME)
     #: ``table`` (predicted from the device's latency table) or ``measured`` (every candidate on its agent).
     source: Literal["table", "measured"] = "table"
 
@@ -169,7 +173,7 @@ class ConstraintSpec(_MetricRef):
 class VerifySpec(_Strict):
     """After the search, measure the front's best ``top_k`` (by the first objective) on the device's agent."""
 
-    device: str = Field(min_length=1, max_length=100)
+    device: str = Field(pattern=DEVICE_NAME)
     top_k: int = Field(default=5, ge=1, le=100)
 
 
@@ -300,7 +304,7 @@ class JobSpec(_Strict):
     #: Also accepts "device" (alone, or as an item): the target device's budgets, see ``device_limits``.
     constraints: list[ConstraintSpec] = Field(default_factory=list, max_length=32)
     #: The board the job targets (its ``device.limits``); default: the one device the objectives name.
-    device: str | None = Field(default=None, min_length=1, max_length=100)
+    device: str | None = Field(default=None, pattern=DEVICE_NAME)
     #: Apply the target device's declared budgets (SRAM, flash, latency) as constraints.
     device_limits: bool = Field(default=False, description=(
         "Apply the target device's declared budgets (its table's device.limits: SRAM, flash, latency) as "

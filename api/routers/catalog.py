@@ -15,6 +15,7 @@ from latency_tables import LatencyTable, TableError, check_predictions
 from api.schemas import DevicePublic, OnboardRequest, OperationPublic, StrategyParamPublic, StrategyPublic
 from nas.devices.measure import agent_status
 from nas.service import DbCatalog
+from nas.spec import DEVICE_NAME
 from nas.strategies import STRATEGIES
 from search_spaces import SPACES
 from search_spaces.definition import NAME_PATTERN
@@ -26,7 +27,6 @@ from storage.models import Device, DeviceOperation
 
 router = APIRouter(prefix="/v1", tags=["catalog"], dependencies=[Depends(current_caller)],
                    responses={**COMMON_ERRORS, **problem_responses(404)})
-DEVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 #: A shipped space or one the caller registered (GET /v1/search-spaces lists them).
 SpaceQuery = Annotated[str | None, Query(pattern=NAME_PATTERN.pattern)]
 

@@ -177,3 +177,15 @@ def test_command_evaluator_is_off_unless_the_operator_enables_it(shared_db: str,
         rows = [line for line in listed.splitlines() if "alice" in line or "bob" in line]
         assert any("alice" in row and "yes" in row for row in rows), listed
         assert any("bob" in row and "no" in row for row in rows), listed
+
+
+def test_a_device_name_that_could_not_be_a_device_is_a_422_naming_the_field(api: Api) -> None:
+    """Schemathesis found it: a verify request for a device named with control characters was a
+    500 (the name went into the Location header). Device names follow one rule everywhere."""
+    alice = api.key("devices")
+    job = api.client.post("/v1/jobs", json=SPEC, headers=alice).json()
+    r = api.client.post(f"/v1/jobs/{job['id']}/verify", json={"device": "\u0014N\U000fdc62hU\u001f"}, headers=alice)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "device", r.text
+    bad = {**SPEC, "objectives": [SPEC["objectives"][0], {**SPEC["objectives"][1], "device": "pixel 3"}]}
+    r = api.client.post("/v1/jobs", json=bad, headers=alice)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "objectives[1].device", r.text
