@@ -22,9 +22,9 @@ import signal
 import tempfile
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
