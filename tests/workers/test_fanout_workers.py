@@ -94,6 +94,21 @@ def kill_owner_mid_candidate(client: Client, job_id: str, stack: Stack, marks: P
     return hold.unlink
 
 
+def kill_helper_mid_candidate(marks: Path, helper: subprocess.Popen[bytes], stack: Stack) -> set[int]:
+    """Hold every candidate that starts, kill the helper once one of its own is held, release the
+    rest; returns the candidates the helper started and never finished."""
+    hold = marks / "hold"
+    hold.touch()
+    deadline = time.monotonic() + 60
+    while not marks_of(marks, "helper", "held"):
+        assert time.monotonic() < deadline, stack.logs()
+        time.sleep(0.05)
+    os.killpg(helper.pid, signal.SIGKILL)
+    helper.wait()
+    hold.unlink()
+    return marks_of(marks, "helper", "start") - marks_of(marks, "helper", "end")
+
+
 def start_tagged_worker(stack: Stack, tag: str, beat: bool) -> subprocess.Popen[bytes]:
     proc, _ = start_process(tag, hwnas_cmd("worker", *([] if beat else ["--no-beat"])),
                             {**stack.env, "EVAL_TAG": tag}, stack.log_dir)
@@ -146,20 +161,14 @@ def test_two_workers_share_one_job_and_record_each_trial_once(stack: Stack, tmp_
 def test_a_killed_helper_s_candidates_are_redone_exactly_once(stack: Stack, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     marks = tmp_path / "marks"
-    spec = fanout_spec(tmp_path, marks, sleep_s=1.0)
+    spec = fanout_spec(tmp_path, marks)
     expected = serial_archs(spec, monkeypatch)
     start_tagged_worker(stack, "owner", beat=True)
     with Client(stack.url, api_key=stack.api_key) as client:
         job = client.submit(spec)
         wait_for(client, job.id, lambda j: j.status == "running", stack)
         helper = start_tagged_worker(stack, "helper", beat=False)
-        deadline = time.monotonic() + 60
-        while not marks_of(marks, "helper", "start") - marks_of(marks, "helper", "end"):
-            assert time.monotonic() < deadline, stack.logs()
-            time.sleep(0.05)
-        os.killpg(helper.pid, signal.SIGKILL)  # mid-evaluation: its claim is never completed
-        helper.wait()
-        cut_short = marks_of(marks, "helper", "start") - marks_of(marks, "helper", "end")
+        cut_short = kill_helper_mid_candidate(marks, helper, stack)  # its claim is never completed
         done = wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
     assert done.status == "succeeded", (done.error, stack.logs())
     assert_exact(stack, job.id, expected)
@@ -171,7 +180,7 @@ def test_a_killed_helper_s_candidates_are_redone_exactly_once(stack: Stack, tmp_
 def test_a_new_owner_finishes_the_batch_in_flight_without_asking_again(
         stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     marks = tmp_path / "marks"
-    spec = fanout_spec(tmp_path, marks, sleep_s=0.5)
+    spec = fanout_spec(tmp_path, marks)
     expected = serial_archs(spec, monkeypatch)
     owner = start_tagged_worker(stack, "first", beat=True)
     with Client(stack.url, api_key=stack.api_key) as client:
@@ -222,19 +231,13 @@ def assert_exactly_budget(stack: Stack, job_id: str) -> list[Any]:
 
 def test_async_a_killed_helper_s_candidate_is_redone_and_budget_trials_recorded(stack: Stack, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
-    spec = {**fanout_spec(tmp_path, marks, sleep_s=1.0), "schedule": "async", "batch_size": 1}
+    spec = {**fanout_spec(tmp_path, marks), "schedule": "async", "batch_size": 1}
     start_tagged_worker(stack, "owner", beat=True)
     with Client(stack.url, api_key=stack.api_key) as client:
         job = client.submit(spec)
         wait_for(client, job.id, lambda j: j.status == "running", stack)
         helper = start_tagged_worker(stack, "helper", beat=False)
-        deadline = time.monotonic() + 60
-        while not marks_of(marks, "helper", "start") - marks_of(marks, "helper", "end"):
-            assert time.monotonic() < deadline, stack.logs()
-            time.sleep(0.05)
-        os.killpg(helper.pid, signal.SIGKILL)  # mid-candidate: its claim is never completed
-        helper.wait()
-        cut_short = marks_of(marks, "helper", "start") - marks_of(marks, "helper", "end")
+        cut_short = kill_helper_mid_candidate(marks, helper, stack)  # its claim is never completed
         done = wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
     assert done.status == "succeeded", (done.error, stack.logs())
     trials = assert_exactly_budget(stack, job.id)
@@ -244,7 +247,7 @@ def test_async_a_killed_helper_s_candidate_is_redone_and_budget_trials_recorded(
 
 def test_async_a_new_owner_resumes_the_candidates_in_flight(stack: Stack, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
-    spec = {**fanout_spec(tmp_path, marks, sleep_s=0.5), "schedule": "async", "batch_size": 1}
+    spec = {**fanout_spec(tmp_path, marks), "schedule": "async", "batch_size": 1}
     owner = start_tagged_worker(stack, "first", beat=True)
     with Client(stack.url, api_key=stack.api_key) as client:
         job = client.submit(spec)
