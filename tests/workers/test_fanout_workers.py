@@ -15,7 +15,8 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,35 +79,55 @@ def marks_of(marks: Path, tag: str, suffix: str) -> set[int]:
     return {int(p.name.split(".")[1]) for p in marks.glob(f"{tag}.*.{suffix}")}
 
 
-def kill_owner_mid_candidate(client: Client, job_id: str, stack: Stack, marks: Path,
-                             owner: subprocess.Popen[bytes]) -> Callable[[], None]:
-    """After 8 evaluations, hold the next candidate that starts, kill the owner while it is held
-    (a candidate is then in flight, whatever the machine's load) and return the release."""
-    wait_for(client, job_id, lambda j: j.evaluated >= 8, stack)
+def run_killing_the_owner(stack: Stack, spec: dict[str, Any], marks: Path) -> Any:
+    """The job on "first" (owner) and "helper"; after 8 evaluations the next candidate that starts
+    is held, "first" is killed while it is held (a candidate is then in flight, whatever the
+    machine's load), "second" takes the job over and the hold is released. Returns the ended job."""
+    owner = start_tagged_worker(stack, "first", beat=True)
+    with Client(stack.url, api_key=stack.api_key) as client:
+        job = client.submit(spec)
+        wait_for(client, job.id, lambda j: j.status == "running", stack)  # "first" owns it
+        start_tagged_worker(stack, "helper", beat=False)
+        wait_for(client, job.id, lambda j: j.evaluated >= 8, stack)
+        with holding(marks, stack, "*"):
+            os.killpg(owner.pid, signal.SIGKILL)
+            owner.wait()
+            start_tagged_worker(stack, "second", beat=True)  # its reaper hands the job on
+        return wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
+
+
+def run_killing_the_helper(stack: Stack, spec: dict[str, Any], marks: Path) -> tuple[Any, set[int]]:
+    """The job on "owner"; a "helper" joins and is killed while one of its candidates is held, so
+    its claim is never completed. Returns the ended job and the candidates the helper cut short."""
+    start_tagged_worker(stack, "owner", beat=True)
+    with Client(stack.url, api_key=stack.api_key) as client:
+        job = client.submit(spec)
+        wait_for(client, job.id, lambda j: j.status == "running", stack)
+        helper = start_tagged_worker(stack, "helper", beat=False)
+        with holding(marks, stack, "helper"):
+            os.killpg(helper.pid, signal.SIGKILL)
+            helper.wait()
+        cut_short = marks_of(marks, "helper", "start") - marks_of(marks, "helper", "end")
+        return wait_for(client, job.id, lambda j: j.done, stack, timeout=180), cut_short
+
+
+@contextmanager
+def holding(marks: Path, stack: Stack, tag: str) -> Iterator[None]:
+    """Hold every candidate that starts; enter once one of ``tag``'s (any: "*") is held; release on exit."""
     hold = marks / "hold"
     hold.touch()
     deadline = time.monotonic() + 60
-    while not any(marks.glob("*.held")):
+    while not any(marks.glob(f"{tag}.*.held")):
         assert time.monotonic() < deadline, stack.logs()
         time.sleep(0.05)
-    os.killpg(owner.pid, signal.SIGKILL)
-    owner.wait()
-    return hold.unlink
+    try:
+        yield
+    finally:
+        hold.unlink()
 
 
-def kill_helper_mid_candidate(marks: Path, helper: subprocess.Popen[bytes], stack: Stack) -> set[int]:
-    """Hold every candidate that starts, kill the helper once one of its own is held, release the
-    rest; returns the candidates the helper started and never finished."""
-    hold = marks / "hold"
-    hold.touch()
-    deadline = time.monotonic() + 60
-    while not marks_of(marks, "helper", "held"):
-        assert time.monotonic() < deadline, stack.logs()
-        time.sleep(0.05)
-    os.killpg(helper.pid, signal.SIGKILL)
-    helper.wait()
-    hold.unlink()
-    return marks_of(marks, "helper", "start") - marks_of(marks, "helper", "end")
+def worker_logs(stack: Stack) -> str:
+    return "".join(p.read_text(errors="replace") for p in stack.log_dir.glob("*.log"))
 
 
 def start_tagged_worker(stack: Stack, tag: str, beat: bool) -> subprocess.Popen[bytes]:
@@ -163,17 +184,11 @@ def test_a_killed_helper_s_candidates_are_redone_exactly_once(stack: Stack, tmp_
     marks = tmp_path / "marks"
     spec = fanout_spec(tmp_path, marks)
     expected = serial_archs(spec, monkeypatch)
-    start_tagged_worker(stack, "owner", beat=True)
-    with Client(stack.url, api_key=stack.api_key) as client:
-        job = client.submit(spec)
-        wait_for(client, job.id, lambda j: j.status == "running", stack)
-        helper = start_tagged_worker(stack, "helper", beat=False)
-        cut_short = kill_helper_mid_candidate(marks, helper, stack)  # its claim is never completed
-        done = wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
+    done, cut_short = run_killing_the_helper(stack, spec, marks)
     assert done.status == "succeeded", (done.error, stack.logs())
-    assert_exact(stack, job.id, expected)
+    assert_exact(stack, done.id, expected)
     assert cut_short and cut_short <= marks_of(marks, "owner", "end"), "the killed helper's candidates were not redone"
-    recorded = {zlib.crc32(t.arch.encode()) for t in trials_of(stack.env["HWNAS_DATABASE_URL"], job.id)}
+    recorded = {zlib.crc32(t.arch.encode()) for t in trials_of(stack.env["HWNAS_DATABASE_URL"], done.id)}
     assert cut_short <= recorded
 
 
@@ -182,19 +197,10 @@ def test_a_new_owner_finishes_the_batch_in_flight_without_asking_again(
     marks = tmp_path / "marks"
     spec = fanout_spec(tmp_path, marks)
     expected = serial_archs(spec, monkeypatch)
-    owner = start_tagged_worker(stack, "first", beat=True)
-    with Client(stack.url, api_key=stack.api_key) as client:
-        job = client.submit(spec)
-        wait_for(client, job.id, lambda j: j.status == "running", stack)  # "first" owns it
-        start_tagged_worker(stack, "helper", beat=False)
-        release = kill_owner_mid_candidate(client, job.id, stack, marks, owner)
-        start_tagged_worker(stack, "second", beat=True)  # its reaper hands the job on
-        release()
-        done = wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
+    done = run_killing_the_owner(stack, spec, marks)
     assert done.status == "succeeded", (done.error, stack.logs())
-    assert_exact(stack, job.id, expected)
-    logs = "".join(p.read_text(errors="replace") for p in stack.log_dir.glob("*.log"))
-    assert "resuming a batch of" in logs, "the new owner did not find the batch in flight"
+    assert_exact(stack, done.id, expected)
+    assert "resuming a batch of" in worker_logs(stack), "the new owner did not find the batch in flight"
 
 
 def test_cancel_stops_every_worker_before_its_next_evaluation(stack: Stack, tmp_path: Path) -> None:
@@ -232,15 +238,9 @@ def assert_exactly_budget(stack: Stack, job_id: str) -> list[Any]:
 def test_async_a_killed_helper_s_candidate_is_redone_and_budget_trials_recorded(stack: Stack, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     spec = {**fanout_spec(tmp_path, marks), "schedule": "async", "batch_size": 1}
-    start_tagged_worker(stack, "owner", beat=True)
-    with Client(stack.url, api_key=stack.api_key) as client:
-        job = client.submit(spec)
-        wait_for(client, job.id, lambda j: j.status == "running", stack)
-        helper = start_tagged_worker(stack, "helper", beat=False)
-        cut_short = kill_helper_mid_candidate(marks, helper, stack)  # its claim is never completed
-        done = wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
+    done, cut_short = run_killing_the_helper(stack, spec, marks)
     assert done.status == "succeeded", (done.error, stack.logs())
-    trials = assert_exactly_budget(stack, job.id)
+    trials = assert_exactly_budget(stack, done.id)
     assert cut_short and cut_short <= marks_of(marks, "owner", "end"), "the killed helper's candidate was not redone"
     assert cut_short <= {zlib.crc32(t.arch.encode()) for t in trials}
 
@@ -248,16 +248,7 @@ def test_async_a_killed_helper_s_candidate_is_redone_and_budget_trials_recorded(
 def test_async_a_new_owner_resumes_the_candidates_in_flight(stack: Stack, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     spec = {**fanout_spec(tmp_path, marks), "schedule": "async", "batch_size": 1}
-    owner = start_tagged_worker(stack, "first", beat=True)
-    with Client(stack.url, api_key=stack.api_key) as client:
-        job = client.submit(spec)
-        wait_for(client, job.id, lambda j: j.status == "running", stack)
-        start_tagged_worker(stack, "helper", beat=False)
-        release = kill_owner_mid_candidate(client, job.id, stack, marks, owner)
-        start_tagged_worker(stack, "second", beat=True)  # its reaper hands the job on
-        release()
-        done = wait_for(client, job.id, lambda j: j.done, stack, timeout=180)
+    done = run_killing_the_owner(stack, spec, marks)
     assert done.status == "succeeded", (done.error, stack.logs())
-    assert_exactly_budget(stack, job.id)
-    logs = "".join(p.read_text(errors="replace") for p in stack.log_dir.glob("*.log"))
-    assert "candidates in flight, handed out by the previous owner" in logs, "the new owner did not resume"
+    assert_exactly_budget(stack, done.id)
+    assert "candidates in flight, handed out by the previous owner" in worker_logs(stack), "the new owner did not resume"
