@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +30,22 @@ def fake_command(model: bool = False) -> str:
     return f"{shlex.quote(sys.executable)} {shlex.quote(str(FAKE_DEVICE))} {{arch}}" + (" {model}" if model else "")
 
 
+@functools.cache
+def _readable_copy(script: Path) -> Path:
+    """``script`` copied into a folder every user can read: the command evaluator runs it as the
+    sandbox user (``nobody`` under a root worker), who cannot read a checkout inside a 0700 folder."""
+    folder = Path(tempfile.mkdtemp(prefix="hwnas-test-scripts-"))
+    folder.chmod(0o755)
+    atexit.register(shutil.rmtree, folder, True)
+    copy = folder / script.name
+    shutil.copyfile(script, copy)
+    copy.chmod(0o644)
+    return copy
+
+
 def accuracy_command() -> str:
     """Run as the worker's command user (stdlib only, so the system python3 on its PATH will do)."""
-    return f"python3 {shlex.quote(str(FAKE_ACCURACY))} {{arch}}"
+    return f"python3 {shlex.quote(str(_readable_copy(FAKE_ACCURACY)))} {{arch}}"
 
 
 def start_agent(stack: Any, name: str, *extra: str, device: str = "fakedev",

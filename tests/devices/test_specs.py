@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import shlex
 
 from typing import Any
 
@@ -20,9 +19,9 @@ from nas.engine import MemoryRecorder, run_search
 from nas.resolve import build_search, check_spec
 from nas.spec import JobSpec
 from search_spaces import get_space
-from tests.devices.conftest import FAKE_ACCURACY
+from tests.devices.conftest import accuracy_command
 
-ACCURACY = f"python3 {shlex.quote(str(FAKE_ACCURACY))} {{arch}}"  # the command user's python3
+ACCURACY = accuracy_command()
 QUANTILES = {"0.025": 0.7, "0.05": 0.8, "0.16": 0.9, "0.5": 1.0, "0.84": 1.1, "0.95": 1.3, "0.975": 1.4}
 
 
