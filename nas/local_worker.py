@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +24,7 @@ class LocalWorker:
         self.lease_seconds = lease_seconds
         self.owner = worker_identity("embedded")
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hwnas-job")
+        self.stopping = threading.Event()
 
     def enqueue(self, job_id: str) -> None:
         self.pool.submit(self._run, job_id)
@@ -38,10 +40,13 @@ class LocalWorker:
     def _run(self, job_id: str) -> None:
         try:
             outcome = execute_job(self.factory, job_id, owner=self.owner, lease_seconds=self.lease_seconds,
-                                  settings=self.settings)
+                                  settings=self.settings, stopping=self.stopping)
             log.info("job %s: %s", job_id, outcome)
         except Exception:
             log.exception("job %s crashed the embedded worker thread", job_id)
 
     def shutdown(self) -> None:
+        """Stop taking jobs; running ones stop at their next unit of work, left for the next start to resume
+        (their threads, not daemons, finish that unit before the interpreter exits)."""
+        self.stopping.set()
         self.pool.shutdown(wait=False, cancel_futures=True)

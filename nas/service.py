@@ -341,6 +341,10 @@ def _create(factory: sessionmaker[Session], spec: JobSpec, reference: dict[str, 
     return job, True
 
 
+class WorkerStopping(RuntimeError):
+    """The process running the job is shutting down; the job stays unfinished and resumable."""
+
+
 class DbRecorder(Recorder):
     """Trials and checkpoints under the job's lease.
 
@@ -350,11 +354,14 @@ class DbRecorder(Recorder):
     """
 
     def __init__(self, factory: sessionmaker[Session], job_id: str, token: str, lease_seconds: int,
-                 clock_offset: dt.timedelta = dt.timedelta(0), note_batches: bool = False):
+                 clock_offset: dt.timedelta = dt.timedelta(0), note_batches: bool = False,
+                 stopping: threading.Event | None = None):
         self.factory, self.job_id, self.token = factory, job_id, token
         self.lease_seconds = lease_seconds
         self.clock_offset, self.note_batches = clock_offset, note_batches
         self.lease_lost = threading.Event()
+        #: set when this process shuts down: the job stops between units of work and stays resumable
+        self.stopping = stopping or threading.Event()
         #: cancel flag read back by the last write; None until the first write
         self._cancel_seen: bool | None = None
         #: evaluations of the last hypervolume history row stored (set on resume)
@@ -412,7 +419,7 @@ class DbRecorder(Recorder):
                 action()
                 return
             except Unavailable:
-                if time.monotonic() + delay > deadline:
+                if time.monotonic() + delay > deadline or self.stopping.is_set():
                     raise
                 log.warning("job %s: database unavailable, retrying in %.1fs", self.job_id, delay)
                 time.sleep(delay)
@@ -421,6 +428,8 @@ class DbRecorder(Recorder):
     def stop_reason(self) -> str | None:
         if self.lease_lost.is_set():
             raise LeaseLost(self.job_id)
+        if self.stopping.is_set():
+            raise WorkerStopping(self.job_id)
         if not self._cancel_seen:
             def read() -> None:
                 with session_scope(self.factory) as s:
@@ -450,13 +459,15 @@ class _Heartbeat(threading.Thread):
 
 def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, lease_seconds: int,
                 send_helpers: SendHelpers | None = None, settings: Settings | None = None,
-                max_claims: int = MAX_CLAIMS, notify: Notify | None = None) -> str:
+                max_claims: int = MAX_CLAIMS, notify: Notify | None = None,
+                stopping: threading.Event | None = None) -> str:
     """Claim and run one job to its end. Returns what happened (for logs and tests).
 
     ``send_helpers`` asks other workers to help with a batch (Celery); without it a
     job's ``parallelism`` runs on threads of this process where the evaluator allows.
     A job whose deliveries died ``max_job_attempts`` times in a row without progress is
-    failed here instead of run again (a poison trial).
+    failed here instead of run again (a poison trial). ``stopping``: set when the process shuts
+    down; the job then stops between units of work, unfinished, for the next process to resume.
     """
     settings = settings or get_settings()
     with session_scope(factory) as s:
@@ -494,7 +505,8 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     deadline = None
     if spec.time_limit_s and first_start:  # the database's start time, on this process's clock
         deadline = (first_start - clock_offset).timestamp() + spec.time_limit_s
-    recorder = DbRecorder(factory, job_id, token, lease_seconds, clock_offset=clock_offset, note_batches=deaths > 0)
+    recorder = DbRecorder(factory, job_id, token, lease_seconds, clock_offset=clock_offset, note_batches=deaths > 0,
+                          stopping=stopping)
     beat = _Heartbeat(recorder, max(1.0, lease_seconds / 4))
     beat.start()
     try:
@@ -512,7 +524,15 @@ def execute_job(factory: sessionmaker[Session], job_id: str, *, owner: str, leas
     except LeaseLost:
         log.warning("job %s: lease lost, another worker owns it now", job_id)
         return "lease lost"
+    except WorkerStopping:
+        log.warning("job %s: this process is stopping; the job goes back to the queue, to resume from its last "
+                    "checkpoint", job_id)
+        with session_scope(factory) as s:
+            jobs_q.release(s, job_id, token)
+        return "interrupted"
     except Unavailable:
+        if recorder.stopping.is_set():
+            return "interrupted"
         log.exception("job %s: database unavailable; the reaper will hand the job on", job_id)
         return "database unavailable"
     except Exception as exc:  # an engine bug must end the job with its reason, not hang it
