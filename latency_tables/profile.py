@@ -317,8 +317,8 @@ def _profile(space: SearchSpace, *, threads: int, batch: int, torch_device: str,
         predicted = LatencyEstimator(table, space).predict(archs[held_out])
         flops, params = flops_and_params(space, archs[held_out])
         table.validation = {"held_out": True, "source": f"{validate_archs} random networks (seed {seed + 1}, "
-                            "not in the calibration set) timed end to end twice, interleaved; "
-                            "compared with the first measurement",
+                            f"not in the calibration set) timed end to end twice, interleaved, {network_rounds} "
+                            "rounds each; compared with the first measurement",
                             **validation_report(predicted, first),
                             "noise_floor": validation_report(second, first),
                             "flops_kendall_tau": validation_report(flops, first)["kendall_tau"],

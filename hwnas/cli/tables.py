@@ -104,14 +104,17 @@ def profile(space: SpaceOpt,
                                                         help="Whole networks measured end to end")] = 100,
             calibrate_archs: Annotated[int, typer.Option("--calibrate-archs",
                                                          help="Other networks used to calibrate op-type scales")] = 30,
+            network_rounds: Annotated[int, typer.Option("--network-rounds",
+                                                        help="Interleaved rounds timing each whole network "
+                                                             "(more: a lower noise floor, longer)")] = 10,
             seed: Annotated[int, typer.Option("--seed", help="Seed of the validation sample")] = 0) -> None:
     """Time every op signature of SPACE on this machine with torch, then validate end to end."""
     from latency_tables.profile import ProfileError, profile_space
 
     if torch_device not in ("cpu", "cuda"):
         fail(f"--torch-device must be cpu or cuda, got {torch_device!r}")
-    if threads < 1 or batch < 1 or validate_archs < 0 or calibrate_archs < 0:
-        fail("--threads and --batch must be >= 1, --validate-archs and --calibrate-archs >= 0")
+    if threads < 1 or batch < 1 or network_rounds < 1 or validate_archs < 0 or calibrate_archs < 0:
+        fail("--threads, --batch and --network-rounds must be >= 1, --validate-archs and --calibrate-archs >= 0")
     s = _space(space)
     with progress_bar() as bar:
         task = bar.add_task("profiling", total=None, status="")
@@ -122,7 +125,7 @@ def profile(space: SpaceOpt,
         try:
             table = profile_space(s, threads=threads, batch=batch, torch_device=torch_device, device_name=name,
                                   validate_archs=validate_archs, calibrate_archs=calibrate_archs, seed=seed,
-                                  progress=on_progress, runtime=runtime)
+                                  network_rounds=network_rounds, progress=on_progress, runtime=runtime)
         except ProfileError as exc:
             fail(str(exc))
     save_table(table, out)
