@@ -167,9 +167,9 @@ class Candidate:
 
 
 #: Fits from fewer rows pick their model by ``one_standard_error_choice``; from more, the minimum. On the
-#: shared data the rule lifts 10-row fits (nb201 tau 0.890 -> 0.893) and refits from 25 rows (a refit
-#: with a weak ridge had lowered a table's held-out tau from 0.89 to 0.84), while from 100 rows it is
-#: mixed (nb201 0.904 -> 0.906, fbnet 0.859 -> 0.853: eyeriss 0.933 -> 0.845 on the prior alone).
+#: shared data the rule moves 10-row fits little (nb201 tau 0.890 -> 0.893, fbnet 0.792 -> 0.789) and mends
+#: refits from 25 rows (a weak ridge had lowered a refit's held-out tau from 0.89 to 0.84); from 100 rows
+#: it is mixed (nb201 0.904 -> 0.906, fbnet 0.859 -> 0.853: eyeriss 0.933 -> 0.845 on the prior alone).
 ONE_SE_BELOW_ROWS = 50
 
 
