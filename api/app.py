@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # compress the dashboard's assets once now, not on the first page view (plotly.js: ~1 s)
+        # compress the dashboard's assets once now, not on the first page view
         threading.Thread(target=dashboard_assets.warm, daemon=True, name="hwnas-assets").start()
         worker = None
         if settings.embedded:

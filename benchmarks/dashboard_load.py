@@ -8,9 +8,9 @@ starts the embedded server, then opens the job's page in Debian's chromium
     .venv/bin/python benchmarks/dashboard_load.py            # 10,000 trials, 3 runs
 
 Times are from the browser's own clocks (Navigation Timing and performance.now()
-around the page script's fetch and Plotly calls); ``ready`` is navigation start to
+around the page script's fetch and plot calls); ``ready`` is navigation start to
 every plot drawn and painted. Bytes over the wire are Chromium's own counts of each
-response as sent (compressed body plus headers): the page, its assets (plotly.js,
+response as sent (compressed body plus headers): the page, its assets (plot.js,
 dashboard.js/css) and its data (series.json, columns.json, the trials page).
 """
 
@@ -147,8 +147,8 @@ def measure(browser: Any, url: str, points: int) -> dict[str, float]:
     requests: list[Any] = []
     page.on("requestfinished", lambda r: requests.append(r))
     page.goto(url, wait_until="load", timeout=120_000)
-    page.wait_for_function("Number(document.body.dataset.plotsReady) >= 1", timeout=120_000)
-    page.wait_for_function("document.getElementById('plot-explore').dataset.ready", timeout=120_000)
+    page.wait_for_function("() => Number(document.body.dataset.plotsReady) >= 1", timeout=120_000)
+    page.wait_for_function("() => document.getElementById('plot-explore').dataset.ready", timeout=120_000)
     result = page.evaluate("""() => {
         const nav = performance.getEntriesByType('navigation')[0];
         const t = window.hwnasTimings;
@@ -156,8 +156,7 @@ def measure(browser: Any, url: str, points: int) -> dict[str, float]:
                 load_ms: nav.loadEventEnd - nav.startTime, series_fetch_ms: t.seriesFetchMs,
                 plot_render_ms: t.plotRenderMs, ready_ms: t.readyAt, points: t.points,
                 hover_text_ms: t.hoverTextMs, panel_ms: t.panelMs,
-                drawn: document.querySelectorAll('#plot-pixel3 g.trace.scatter')[0]
-                       .querySelectorAll('path.point').length};
+                drawn: document.getElementById('plot-pixel3').hwplot.spec.series[0].x.length};
     }""")
     wire = {"assets": 0, "data": 0, "html": 0}
     for request in requests:  # bytes as sent (compressed), headers included
@@ -178,8 +177,6 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
-    parser.add_argument("--render", choices=["auto", "svg", "webgl"], default="auto",
-                        help="how the page draws the faint points (auto: WebGL above 3,000 trials)")
     parser.add_argument("--csv", type=Path, default=ROOT.parent / "shared" / "data" / "nb201_hw.csv")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -209,14 +206,13 @@ def main() -> None:
                       f"{statistics.median(series):.0f} ms (httpx, 3 requests)")
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-                page_url = f"{url}/jobs/{job_id}" + ("" if args.render == "auto" else f"?render={args.render}")
-                runs = [measure(browser, page_url, args.trials) for _ in range(args.runs)]
+                runs = [measure(browser, f"{url}/jobs/{job_id}", args.trials) for _ in range(args.runs)]
                 browser.close()
         finally:
             server.terminate()
             server.wait(timeout=15)
     keys = ["html_ms", "dom_ms", "load_ms", "series_fetch_ms", "plot_render_ms", "ready_ms"]
-    print(f"\njob page, {args.trials} trials, 2 device panels + hypervolume chart, render {args.render}, "
+    print(f"\njob page, {args.trials} trials, 2 device panels + hypervolume chart, "
           f"{args.runs} cold loads in Chromium (ms):")
     print("run  " + "  ".join(f"{k:>15}" for k in keys))
     for i, r in enumerate(runs, 1):

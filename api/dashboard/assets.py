@@ -1,11 +1,10 @@
 """The dashboard's static files: content-hashed URLs, compressed once, cached for a year.
 
-``url("plotly.min.js")`` is ``/assets/plotly.min.<hash>.js``: the hash is the file's
-SHA-256, so a URL names exactly one content and browsers may keep it forever
-(``immutable``). Bodies are compressed once per process, brotli where the ``brotli``
-package is installed and the browser accepts it, else gzip (plotly.js: 4.8 MB raw,
-~1.2 MB brotli, ~1.5 MB gzip). The plain name without a hash still works, with a short
-cache, for anything that kept an old link.
+``url("plot.js")`` is ``/assets/plot.<hash>.js``: the hash is the file's SHA-256, so a
+URL names exactly one content and browsers may keep it forever (``immutable``). Bodies
+are compressed once per process, brotli where the ``brotli`` package is installed and
+the browser accepts it, else gzip. The plain name without a hash still works, with a
+short cache, for anything that kept an old link.
 """
 
 from __future__ import annotations
@@ -14,25 +13,18 @@ import gzip
 import hashlib
 import re
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).parent / "static"
 
 
-def _plotly_js() -> Path:
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
 #: The only files /assets serves: name -> (path, media type).
-FILES: dict[str, tuple[Callable[[], Path], str]] = {
-    "dashboard.js": (lambda: HERE / "dashboard.js", "text/javascript"),
-    "early.js": (lambda: HERE / "early.js", "text/javascript"),
-    "dashboard.css": (lambda: HERE / "dashboard.css", "text/css"),
-    "plotly.min.js": (_plotly_js, "text/javascript"),
+FILES: dict[str, tuple[Path, str]] = {
+    "dashboard.js": (HERE / "dashboard.js", "text/javascript"),
+    "early.js": (HERE / "early.js", "text/javascript"),
+    "plot.js": (HERE / "plot.js", "text/javascript"),
+    "dashboard.css": (HERE / "dashboard.css", "text/css"),
 }
 HASHED = re.compile(r"^(?P<stem>.+)\.(?P<hash>[0-9a-f]{12})\.(?P<ext>js|css)$")
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -54,7 +46,7 @@ def _entry(name: str) -> _Entry:
     with _lock:
         entry = _cache.get(name)
         if entry is None:
-            raw = FILES[name][0]().read_bytes()
+            raw = FILES[name][0].read_bytes()
             entry = _cache[name] = _Entry(raw, hashlib.sha256(raw).hexdigest()[:12], {})
         return entry
 

@@ -50,11 +50,11 @@ templates.env.filters.update(formatting.FILTERS)
 router = APIRouter(include_in_schema=False)
 
 
-#: plotly.js builds WebGL programs with ``new Function`` (regl), hence 'unsafe-eval'; styles are
-#: set inline by plotly. Scripts still come only from this origin or carry the page's nonce.
-CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+#: Scripts and styles come only from this origin or carry the page's nonce; nothing is
+#: evaluated from strings and no style attribute is honoured (scripts set styles through CSSOM).
+CSP = ("default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self'; "
+       "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
                     "Referrer-Policy": "same-origin"}
 #: The most jobs /compare shows at once (each is a query and a plot).

@@ -1,38 +1,11 @@
 // hwnas dashboard: a little JavaScript over server-rendered pages. No build step, no inline
 // script (the pages run under a strict Content-Security-Policy). Data comes from the JSON API's
 // job routes under the dashboard session (/ui/jobs/...; /v1 takes API keys only), /jobs/{id}/series.json, /jobs/{id}/columns.json and /compare.json; plots use
-// plotly.js served from the installed plotly package. window.hwnasTimings holds render timings.
+// plot.js (hwplot). window.hwnasTimings holds render timings.
 "use strict";
 (function () {
   const timings = (window.hwnasTimings = {});
   const TERMINAL = ["succeeded", "failed", "cancelled"];
-  // Nothing leaves the machine: no "edit in Chart Studio" / cloud share button, no link out,
-  // no server URL to upload to. tests/api/dashboard/test_choosing.py checks every plot's config.
-  const PLOT_CONFIG = Object.freeze({
-    responsive: true, displaylogo: false, showLink: false, linkText: "", showSendToCloud: false,
-    showEditInChartStudio: false, plotlyServerURL: "", sendData: false,
-    modeBarButtonsToRemove: ["sendDataToCloud", "editInChartStudio", "lasso2d", "select2d"],
-  });
-  window.hwnasPlotConfig = PLOT_CONFIG;
-  // Above this many trials the faint points are drawn with WebGL (scattergl): one canvas
-  // instead of one SVG node per point. ?render=svg or ?render=webgl forces either.
-  const WEBGL_ABOVE = 3000;
-  const RENDER = new URLSearchParams(window.location.search).get("render");
-
-  // Asked once per page, and the probe's context released at once: each WebGL context costs
-  // tens of ms to create where WebGL is software-rendered (headless Chromium), and browsers cap them.
-  let webgl = null;
-  function webglAvailable() {
-    if (webgl === null) {
-      try {
-        const gl = document.createElement("canvas").getContext("webgl");
-        webgl = !!gl;
-        const lose = gl && gl.getExtension("WEBGL_lose_context");
-        if (lose) lose.loseContext();
-      } catch (e) { webgl = false; }
-    }
-    return webgl;
-  }
 
   /* ---------------------------------------------------------------- numbers for people
      The same rules as api/dashboard/formatting.py (tests check both agree). */
@@ -127,46 +100,27 @@
       front: cssVar("--plot-front"), degenerate: cssVar("--plot-degenerate"), bad: cssVar("--bad"),
       jobs: cssVar("--job-colours").split(",").map((c) => c.trim()).filter(Boolean) };
   }
-  function baseLayout(extra) {
+  function plotColours() {
     const t = theme();
-    return Object.assign({ paper_bgcolor: t.panel, plot_bgcolor: t.panel, font: { color: t.fg },
-      autosize: true, hovermode: "closest", margin: { l: 56, r: 16, t: 44, b: 48 },
-      legend: { orientation: "h", y: -0.22 } }, extra);
+    return { bg: t.panel, fg: t.fg, grid: t.line, bad: t.bad };
   }
-  function axis(title, extra) {
-    const t = theme();
-    return Object.assign({ title: { text: title }, gridcolor: t.line, zerolinecolor: t.line, automargin: true }, extra);
-  }
-  // Keyboard users get the tables: nothing inside a plot takes a tab stop.
-  function untabbable(div) {
-    for (const e of div.querySelectorAll("a, button, input, select, textarea, [tabindex], [href]")) e.setAttribute("tabindex", "-1");
-  }
-  async function plot(div, traces, layout) {
+  function plot(div, spec) {
     div.classList.remove("empty");
-    await Plotly.react(div, traces, layout, PLOT_CONFIG);
-    untabbable(div);
-    if (!div.dataset.untabbable) {  // plotly redraws its toolbar after a zoom: keep it out of the tab order
-      div.dataset.untabbable = "1";
-      div.on("plotly_afterplot", () => untabbable(div));
-    }
+    window.hwplot.draw(div, Object.assign({ colors: plotColours() }, spec));
   }
   function emptyPlot(div, message) {
-    if (div.data) Plotly.purge(div);
+    window.hwplot.clear(div);
     div.replaceChildren(text("p", message, { class: "hint" }));
     div.classList.add("empty");
   }
-  // Plots follow their box (a phone rotating, a panel resizing), not only the window.
-  const resizer = typeof ResizeObserver === "function"
-    ? new ResizeObserver((entries) => { for (const e of entries) if (e.target.data) Plotly.Plots.resize(e.target); }) : null;
-  function watch(div) { if (resizer && !div.dataset.watched) { resizer.observe(div); div.dataset.watched = "1"; } }
 
   // The range of ``values`` with a margin: the axes zoom to the front by default.
-  function rangeOf(values, log) {
+  function rangeOf(values) {
     const v = values.filter((x) => x !== null && x !== undefined && Number.isFinite(x));
     if (!v.length) return null;
-    let lo = Math.min(...v), hi = Math.max(...v);
+    const lo = Math.min(...v), hi = Math.max(...v);
     const pad = hi > lo ? 0.08 * (hi - lo) : Math.abs(hi) * 0.1 || 1;
-    return log ? null : [lo - pad, hi + pad];
+    return [lo - pad, hi + pad];
   }
 
   /* ---------------------------------------------------------------- jobs list */
@@ -207,7 +161,6 @@
     let status = root.dataset.status;
     let series = null;
     const extra = {};  // key -> values aligned with series.seq (columns.json: other devices, static metrics)
-    const clickBound = new Set();
     const table = trialsTable(jobId);
     const shortlist = shortlistTable(jobId);
     const showAll = document.getElementById("show-all");
@@ -228,7 +181,7 @@
     }
 
     async function loadSeries() {
-      // the first load uses the request early.js started before plotly.js loaded
+      // the first load uses the request early.js started while the page loaded
       const early = window.hwnasSeries;
       window.hwnasSeries = null;
       const t0 = early ? window.hwnasSeriesStart : performance.now();
@@ -273,13 +226,13 @@
         return s.metrics[k].map((v) => {
           if (v === null) return null;
           let line = seen.get(v);
-          if (line === undefined) seen.set(v, (line = `<br>${k}: ${fmt.metric(k, v)}`));
+          if (line === undefined) seen.set(v, (line = `\n${k}: ${fmt.metric(k, v)}`));
           return line;
         });
       });
       const out = s.seq.map((seq, i) => {
         let t = `trial ${seq}${r.frontSet.has(seq) && !r.dupOf.has(seq) ? " (front)" : ""}` +
-          `${r.dupOf.has(seq) ? ` (duplicate of ${r.dupOf.get(seq)})` : ""}${r.degenerate.has(seq) ? " (degenerate)" : ""}<br>${s.arch[i]}`;
+          `${r.dupOf.has(seq) ? ` (duplicate of ${r.dupOf.get(seq)})` : ""}${r.degenerate.has(seq) ? " (degenerate)" : ""}\n${s.arch[i]}`;
         for (const col of lines) if (col[i] !== null) t += col[i];
         return t;
       });
@@ -287,29 +240,23 @@
       return out;
     }
 
-    function limitShapes(limits, key, ax) {
-      const shapes = [], notes = [], bad = theme().bad;
-      for (const [bound, value] of Object.entries(limits[key] || {})) {
-        const line = { type: "line", line: { color: bad, width: 1.5, dash: "dash" } };
-        if (ax === "x") Object.assign(line, { xref: "x", yref: "paper", x0: value, x1: value, y0: 0, y1: 1 });
-        else Object.assign(line, { xref: "paper", yref: "y", x0: 0, x1: 1, y0: value, y1: value });
-        shapes.push(line);
-        notes.push(ax === "x"
-          ? { x: value, xref: "x", y: 1, yref: "paper", yanchor: "bottom", text: `${bound} ${sig(value)}`, showarrow: false, font: { color: bad } }
-          : { x: 1, xref: "paper", xanchor: "right", y: value, yref: "y", yanchor: "bottom", text: `${bound} ${sig(value)}`, showarrow: false, font: { color: bad } });
+    // The job's constraints on these axes, drawn as dashed lines.
+    function limitLines(limits, xkey, ykey) {
+      const out = [];
+      for (const [key, axis] of [[xkey, "x"], [ykey, "y"]]) {
+        for (const [bound, value] of Object.entries(limits[key] || {})) out.push({ axis, value, label: `${bound} ${sig(value)}` });
       }
-      return [shapes, notes];
+      return out;
     }
 
     // Error bars from a table's band (measured / predicted quantiles) on a latency axis.
     function bandBars(s, key, values) {
       const b = s.bands && s.bands[key];
       if (!b) return undefined;
-      return { type: "data", symmetric: false, array: values.map((v) => v * (b.hi - 1)),
-        arrayminus: values.map((v) => v * (1 - b.lo)), thickness: 1, width: 0, color: theme().front };
+      return { plus: values.map((v) => v * (b.hi - 1)), minus: values.map((v) => v * (1 - b.lo)) };
     }
 
-    // Traces and layout for one scatter of xkey against ykey.
+    // The plot of xkey against ykey: every completed trial, the front highlighted, degenerate ones marked.
     function scatter(s, r, hover, xkey, ykey, id) {
       const t = theme();
       const xs = column(s, xkey) || [], ys = column(s, ykey) || [];
@@ -321,40 +268,28 @@
         if (r.degenerate.has(s.seq[i])) degen.push(i);
       }
       const pick = (arr, idx) => idx.map((i) => arr[i]);
-      const gl = RENDER === "webgl" || (RENDER !== "svg" && all.length > WEBGL_ABOVE && webglAvailable());
       const fx = pick(xs, front), fy = pick(ys, front);
-      const traces = [
-        { type: gl ? "scattergl" : "scatter", mode: "markers", name: `all trials (${all.length})`, x: pick(xs, all), y: pick(ys, all),
-          customdata: pick(s.seq, all), text: pick(hover, all), hovertemplate: "%{text}<extra></extra>",
-          marker: { size: 5, color: t.all } },
-        { type: "scatter", mode: "markers", name: `Pareto front (${front.length})`, x: fx, y: fy,
-          customdata: pick(s.seq, front), text: pick(hover, front), hovertemplate: "%{text}<extra></extra>",
-          marker: { size: 10, color: t.front, line: { width: 1, color: t.panel } },
-          error_x: bandBars(s, xkey, fx), error_y: bandBars(s, ykey, fy) },
+      const series = [
+        { name: `all trials (${all.length})`, x: pick(xs, all), y: pick(ys, all), keys: pick(s.seq, all),
+          hover: pick(hover, all), color: t.all, size: 5 },
+        { name: `Pareto front (${front.length})`, x: fx, y: fy, keys: pick(s.seq, front), hover: pick(hover, front),
+          color: t.front, size: 10, outline: t.panel, errX: bandBars(s, xkey, fx), errY: bandBars(s, ykey, fy) },
       ];
       if (degen.length) {
-        traces.push({ type: "scatter", mode: "markers", name: `degenerate (${degen.length})`, x: pick(xs, degen), y: pick(ys, degen),
-          customdata: pick(s.seq, degen), text: pick(hover, degen), hovertemplate: "%{text}<extra></extra>",
-          marker: { size: 9, symbol: "x-thin-open", color: t.degenerate, line: { width: 2, color: t.degenerate } } });
+        series.push({ name: `degenerate (${degen.length})`, x: pick(xs, degen), y: pick(ys, degen), keys: pick(s.seq, degen),
+          hover: pick(hover, degen), color: t.degenerate, size: 9, symbol: "cross" });
       }
       const zoom = !showAll.checked && front.length > 0;
-      const [xs1, xn] = limitShapes(s.axes.limits, xkey, "x");
-      const [ys1, yn] = limitShapes(s.axes.limits, ykey, "y");
-      const layout = baseLayout({
-        height: window.innerWidth < 600 ? 340 : 420, uirevision: `${id}:${xkey}:${ykey}:${zoom}`,
-        xaxis: axis(label(s, xkey), zoom ? { range: rangeOf(fx) } : { autorange: true }),
-        yaxis: axis(label(s, ykey), zoom ? { range: rangeOf(fy) } : { autorange: true }),
-        shapes: [...xs1, ...ys1], annotations: [...xn, ...yn],
-      });
-      return { traces, layout, gl, all, front, degen };
-    }
-
-    function bindClick(div, id) {
-      if (clickBound.has(id)) return;
-      clickBound.add(id);
-      div.on("plotly_click", (ev) => {
-        if (ev.points.length) window.location.href = `/jobs/${jobId}/trials/${ev.points[0].customdata}`;
-      });
+      const limits = limitLines(s.axes.limits, xkey, ykey);
+      const near = (axis) => limits.filter((l) => l.axis === axis).map((l) => l.value);  // a limit stays in view
+      const spec = {
+        height: window.innerWidth < 600 ? 300 : 380, view: `${id}:${xkey}:${ykey}:${zoom}`,
+        x: { title: label(s, xkey), range: zoom ? rangeOf([...fx, ...near("x")]) : null },
+        y: { title: label(s, ykey), range: zoom ? rangeOf([...fy, ...near("y")]) : null },
+        series, limits,
+        onClick: (seq) => { window.location.href = `/jobs/${jobId}/trials/${seq}`; },
+      };
+      return { spec, all, front, degen };
     }
 
     async function drawPareto(s) {
@@ -378,22 +313,18 @@
       for (const p of panelsOf(s)) {
         const id = `plot-${p.device || "seq"}`;
         const div = document.getElementById(id);
-        watch(div);
         const sc = scatter(s, r, hover, p.x, ykey, id);
         if (!sc.all.length) {
           emptyPlot(div, s.seq.length ? `No completed trial to plot (${failed} failed).` : "No trial evaluated yet.");
           continue;
         }
-        sc.layout.title = { text: `${label(s, ykey)} vs latency on ${p.device}`, font: { size: 14 } };
-        if (!p.device) sc.layout.title.text = `${label(s, ykey)} by evaluation`;
+        sc.spec.title = p.device ? `${label(s, ykey)} vs latency on ${p.device}` : `${label(s, ykey)} by evaluation`;
         const p0 = performance.now();
-        await plot(div, sc.traces, sc.layout);
+        plot(div, sc.spec);
         timings.panelMs.push(performance.now() - p0);
-        div.dataset.render = sc.gl ? "webgl" : "svg";
         div.dataset.points = String(sc.all.length);
         div.dataset.front = String(sc.front.length);
         front = sc.front.length;
-        bindClick(div, id);
       }
       const dups = Object.values(s.duplicates || {}).reduce((n, d) => n + d.length, 0);
       document.getElementById("plot-caption").textContent =
@@ -416,16 +347,14 @@
 
     async function drawExplore(s) {
       const div = document.getElementById("plot-explore");
-      watch(div);
       const xkey = axisX.value, ykey = axisY.value;
       await ensure(s, [xkey, ykey]);
       const r = roles(s);
       const sc = scatter(s, r, hoverTexts(s, r), xkey, ykey, "plot-explore");
       const caption = document.getElementById("explore-caption");
       if (!sc.all.length) { emptyPlot(div, "No completed trial has both values."); caption.textContent = ""; div.dataset.ready = "1"; return; }
-      sc.layout.title = { text: `${label(s, ykey)} vs ${label(s, xkey)}`, font: { size: 14 } };
-      await plot(div, sc.traces, sc.layout);
-      bindClick(div, "plot-explore");
+      sc.spec.title = `${label(s, ykey)} vs ${label(s, xkey)}`;
+      plot(div, sc.spec);
       const src = (k) => (s.available || []).find((a) => a.key === k);
       const notes = [xkey, ykey].map(src).filter((a) => a && a.source !== "trial")
         .map((a) => a.source === "table" ? `${a.key} is predicted by its latency table for every trial (the job did not search on it)`
@@ -438,7 +367,6 @@
 
     async function drawHypervolume(s) {
       const div = document.getElementById("hv-plot");
-      watch(div);
       const h = s.hypervolume;
       const scale = s.hv_scale;
       const x = [...h.evaluations];
@@ -447,14 +375,12 @@
       if (!x.length) { emptyPlot(div, "No feasible trial yet: no hypervolume."); return; }
       const ref = Object.entries(s.reference_point).map(([k, v]) => `${k}=${sig(v, 4)}`).join(", ");
       const ytitle = !scale ? "hypervolume (raw units)" : scale.kind === "best" ? "hypervolume (% of the best front)" : "hypervolume (% of own box)";
-      const layout = baseLayout({
-        height: 320, margin: { l: 56, r: 16, t: 30, b: 48 }, showlegend: false,
-        xaxis: axis("evaluations", hvLog.checked ? { type: "log" } : { rangemode: "tozero" }),
-        yaxis: axis(ytitle, { rangemode: "tozero" }),
-        title: { text: scale ? `100 % = ${scale.basis}` : `reference point ${ref}`, font: { size: 11 } },
+      plot(div, {
+        title: scale ? `100 % = ${scale.basis}` : `reference point ${ref}`, height: 280, legend: false,
+        x: { title: "evaluations", log: hvLog.checked, zero: !hvLog.checked }, y: { title: ytitle, zero: true },
+        series: [{ name: "hypervolume", x, y, color: theme().jobs[0], markers: false, line: { step: true },
+          hover: x.map((e, i) => `after ${e} evaluations: ${sig(y[i], 4)}${scale ? " %" : ""}`) }],
       });
-      await plot(div, [{ type: "scatter", mode: "lines", line: { shape: "hv", color: theme().jobs[0] },
-        x, y, name: "hypervolume", hovertemplate: `after %{x} evaluations: %{y:.4g}${scale ? " %" : ""}<extra></extra>` }], layout);
       div.dataset.scale = scale ? scale.kind : "raw";
     }
 
@@ -771,30 +697,25 @@
       const divs = panels.map((p) => container.appendChild(text("div", null, { id: p.id, class: "plot", role: "img",
         "data-y": p.ylabel, "data-device": p.device })));
       for (const [n, p] of panels.entries()) {
-        const traces = [];
+        const series = [];
         for (const j of p.jobs) {
           const pts = j.front.map((f) => ({ f, x: f.metrics[p.xkey] ?? f.projected[p.xkey], y: f.metrics[j.y] }))
             .filter((q) => q.x !== undefined && q.x !== null && q.y !== undefined).sort((a, b) => a.x - b.x);
           const projected = !j.searched_devices.includes(p.device);
           if (!pts.length) { notes.push(`${j.name} has no front point on ${p.device}`); continue; }
-          const c = colour.get(j.id);
-          traces.push({ type: "scatter", mode: j.objective_keys.length === 2 && !projected ? "lines+markers" : "markers",
-            line: { shape: "hv", dash: "dot", color: c }, showlegend: true,
-            name: `${j.name} (${pts.length})${projected ? ` predicted on ${p.device}` : ""}`,
-            x: pts.map((q) => q.x), y: pts.map((q) => q.y), customdata: pts.map((q) => `${j.id}/trials/${q.f.seq}`),
-            text: pts.map((q) => `${j.name}: trial ${q.f.seq}<br>${q.f.arch}`),
-            hovertemplate: `%{text}<br>${p.xkey}: %{x:.4g} ms<br>${p.ylabel}: %{y:.4g}<extra></extra>`,
-            marker: { size: 8, color: c, symbol: projected ? "diamond-open" : "circle", line: { color: c, width: projected ? 2 : 0 } } });
+          series.push({ name: `${j.name} (${pts.length})${projected ? ` predicted on ${p.device}` : ""}`,
+            job: j.id, color: colour.get(j.id), size: 8, symbol: projected ? "diamond" : "circle",
+            line: j.objective_keys.length === 2 && !projected ? { step: true, dash: true } : null,
+            x: pts.map((q) => q.x), y: pts.map((q) => q.y), keys: pts.map((q) => `${j.id}/trials/${q.f.seq}`),
+            hover: pts.map((q) => `${j.name}: trial ${q.f.seq}\n${q.f.arch}\n${p.xkey}: ${fmt.ms(q.x)}\n${p.ylabel}: ${sig(q.y, 4)}`) });
           if (projected) notes.push(`${j.name} did not search on ${p.device}: its front is predicted there by the device's table`);
         }
         const div = divs[n];
-        watch(div);
-        div.setAttribute("aria-label", `Pareto fronts of ${traces.length} jobs: ${p.ylabel} vs latency on ${p.device}`);
-        await plot(div, traces, baseLayout({
-          title: { text: `${p.ylabel} vs latency on ${p.device}`, font: { size: 14 } }, height: window.innerWidth < 600 ? 360 : 440,
-          showlegend: true, xaxis: axis(`${p.xkey} (ms)`), yaxis: axis(p.ylabel) }));
-        div.dataset.colours = JSON.stringify(traces.map((tr) => tr.marker.color));
-        div.on("plotly_click", (ev) => { if (ev.points.length) window.location.href = `/jobs/${ev.points[0].customdata}`; });
+        div.setAttribute("aria-label", `Pareto fronts of ${series.length} jobs: ${p.ylabel} vs latency on ${p.device}`);
+        plot(div, { title: `${p.ylabel} vs latency on ${p.device}`, height: window.innerWidth < 600 ? 320 : 400,
+          x: { title: `${p.xkey} (ms)` }, y: { title: p.ylabel }, series,
+          onClick: (key) => { window.location.href = `/jobs/${key}`; } });
+        div.dataset.colours = JSON.stringify(series.map((x) => x.color));
       }
       const hvRows = document.getElementById("compare-hv");
       if (hvRows) hvRows.replaceChildren(...data.jobs.map((j) => {

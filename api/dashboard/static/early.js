@@ -1,4 +1,4 @@
-// Starts the job page's plot data request before plotly.js is parsed, so the server works
+// Starts the job page's plot data request while the page is still parsed, so the server works
 // meanwhile (an external file: the pages run under a Content-Security-Policy without inline scripts).
 "use strict";
 (function () {

@@ -76,8 +76,8 @@ def test_browser_logs_in_with_a_key_and_lands_where_it_was_going(
     page.get_by_label("API key").fill(celery_stack.api_key)
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/jobs/{job_id}")
-    page.wait_for_function("Number(document.body.dataset.plotsReady) >= 1")
-    assert page.locator("#plot-pixel3 g.trace.scatter").first.locator("path.point").count() == 3
+    page.wait_for_function("() => Number(document.body.dataset.plotsReady) >= 1")
+    assert page.evaluate("document.getElementById('plot-pixel3').hwplot.spec.series[0].x.length") == 3
     screenshot(page, "job-after-login")
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url("**/login")

@@ -6,13 +6,18 @@ logged no console error, threw nothing and had no failed request.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from tests.api.dashboard.conftest import ConsoleLog, DashboardServer, screenshot, slow_command_spec, wait_for_job
 
-FRONT_COLOUR = "rgb(197, 34, 31)"  # --plot-front (light theme): 5.8:1 on white
+FRONT_COLOUR = "#c5221f"  # --plot-front (light theme): 5.8:1 on white
+
+DRAWN = """id => { const p = document.getElementById(id).hwplot;
+    return {drawn: p.drawn, zoomed: p.zoomed, x: p.x, y: p.y, colours: p.spec.series.map(s => s.color),
+            lengths: p.spec.series.map(s => s.x.length), keys: p.spec.series.map(s => s.keys || [])}; }"""
 
 
 def _trials(server: DashboardServer, job_id: str) -> list[dict[str, Any]]:
@@ -23,13 +28,20 @@ def _front_seqs(server: DashboardServer, job_id: str) -> list[int]:
     return sorted(t["seq"] for t in server.client.get(f"/v1/jobs/{job_id}/pareto").json()["trials"])
 
 
-def _points(page: Any, plot: str, trace: int) -> Any:
-    return page.locator(f"#{plot} g.trace.scatter").nth(trace).locator("path.point")
+def _drawn(page: Any, plot: str) -> dict[str, Any]:
+    """What plot.js drew on ``plot``: points per series (inside the axes), lines, limits, the axes."""
+    return page.evaluate(DRAWN, plot)
+
+
+def _point(page: Any, plot: str, series: int, i: int) -> tuple[float, float]:
+    page.locator(f"#{plot}").scroll_into_view_if_needed()
+    at = page.evaluate(f"document.getElementById('{plot}').hwplot.at({series}, {i})")
+    return at["x"], at["y"]
 
 
 def _open_job(page: Any, server: DashboardServer, job_id: str) -> None:
     page.goto(f"{server.url}/jobs/{job_id}")
-    page.wait_for_function("Number(document.body.dataset.plotsReady) >= 1")
+    page.wait_for_function("() => Number(document.body.dataset.plotsReady) >= 1")
     page.wait_for_selector("#trials-rows tr")
 
 
@@ -42,50 +54,58 @@ def test_job_page_plots_every_trial_and_highlights_exactly_the_api_front(
     _open_job(page, dashboard_server, job["id"])
 
     for plot in ("plot-pixel3", "plot-raspi4"):
-        assert _points(page, plot, 0).count() == len(trials), plot
-        assert _points(page, plot, 1).count() == len(front), plot
-        assert sorted(page.evaluate(f"document.getElementById('{plot}').data[1].customdata")) == front
-        fill = _points(page, plot, 1).first.evaluate("p => getComputedStyle(p).fill")
-        assert fill == FRONT_COLOUR
-        # faint no more: every plotted point has at least 3:1 contrast on its panel
-        assert _points(page, plot, 0).first.evaluate("p => Number(getComputedStyle(p).opacity)") == 1
+        d = _drawn(page, plot)
+        assert d["lengths"][:2] == [len(trials), len(front)], plot
+        assert sorted(d["keys"][1]) == front and d["drawn"]["points"][1] == len(front), plot
+        assert d["colours"][1] == FRONT_COLOUR
+        assert 0 < d["drawn"]["points"][0] <= len(trials)  # zoomed to the front: some faint points lie outside
     # the 12 ms pixel3 constraint is drawn as a line on the pixel3 panel only
-    assert page.locator("#plot-pixel3 .shapelayer path").count() == 1
-    assert page.locator("#plot-raspi4 .shapelayer path").count() == 0
-    assert page.locator("#hv-plot g.trace.scatter path.js-line").count() == 1
+    assert _drawn(page, "plot-pixel3")["drawn"]["limits"] == 1 and page.locator("#plot-pixel3 text.hw-limit").count() == 1
+    assert _drawn(page, "plot-raspi4")["drawn"]["limits"] == 0
+    assert _drawn(page, "hv-plot")["drawn"]["lines"] == 1
+    page.get_by_label("Show all trials", exact=False).check()
+    page.wait_for_function("() => document.getElementById('plot-pixel3').hwplot.drawn.points[0] === 120")
 
     # hovering a front point shows its architecture and metrics
-    _points(page, "plot-pixel3", 1).first.scroll_into_view_if_needed()
-    box = _points(page, "plot-pixel3", 1).first.bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    hover = page.locator("#plot-pixel3 .hoverlayer .hovertext")
+    x, y = _point(page, "plot-pixel3", 1, 0)
+    page.mouse.move(x, y)
+    hover = page.locator("#plot-pixel3 .hw-tip")
     hover.wait_for()
-    text = hover.text_content()
-    best = {t["seq"]: t for t in trials}[int(text.split("trial ")[1].split(" ")[0])]
+    text = hover.inner_text()
+    best = {t["seq"]: t for t in trials}[int(re.search(r"trial (\d+)", text)[1])]
     assert best["seq"] in front and best["arch"] in text and "latency_ms@raspi4" in text
 
     assert page.locator("#trials-rows tr").count() == 25
     assert page.locator("#job-status").text_content() == "succeeded"
     assert page.locator("#cancel-job").is_disabled()
     screenshot(page, "job-detail")
+
+    # clicking a point opens its trial
+    page.mouse.click(x, y)
+    page.wait_for_url(f"**/jobs/{job['id']}/trials/{best['seq']}")
     assert console.errors == []
 
 
-def test_webgl_rendering_of_many_trials_keeps_every_point_and_the_front(
-        page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
-    """Big jobs draw the faint points with scattergl (forced here with ?render=webgl)."""
+def test_plots_zoom_to_a_box_and_back(page: Any, console: ConsoleLog, dashboard_server: DashboardServer) -> None:
     job = dashboard_server.jobs["multi"]
-    front = _front_seqs(dashboard_server, job["id"])
-    page.goto(f"{dashboard_server.url}/jobs/{job['id']}?render=webgl")
-    page.wait_for_function("Number(document.body.dataset.plotsReady) >= 1")
-    for plot in ("plot-pixel3", "plot-raspi4"):
-        assert page.get_attribute(f"#{plot}", "data-render") == "webgl"
-        assert page.evaluate(f"document.getElementById('{plot}')._fullData[0].type") == "scattergl"
-        assert page.evaluate(f"document.getElementById('{plot}')._fullData[0]._length") == 120
-        assert page.locator(f"#{plot} canvas").count() >= 1
-        assert _points(page, plot, 0).count() == len(front)  # the only SVG trace left is the front
-        assert sorted(page.evaluate(f"document.getElementById('{plot}').data[1].customdata")) == front
-    screenshot(page, "job-detail-webgl")
+    _open_job(page, dashboard_server, job["id"])
+    page.get_by_label("Show all trials", exact=False).check()
+    page.wait_for_function("() => document.getElementById('plot-pixel3').hwplot.drawn.points[0] === 120")
+    before = _drawn(page, "plot-pixel3")
+    page.locator("#plot-pixel3").scroll_into_view_if_needed()
+    box = page.locator("#plot-pixel3 canvas.hw-marks").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=5)
+    page.mouse.up()
+    page.wait_for_function("() => document.getElementById('plot-pixel3').hwplot.zoomed")
+    zoomed = _drawn(page, "plot-pixel3")
+    width_now, width_before = (r[1] - r[0] for r in (zoomed["x"]["range"], before["x"]["range"]))
+    assert width_now < width_before / 2
+    assert zoomed["drawn"]["points"][0] < 120
+    page.mouse.dblclick(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    page.wait_for_function("() => !document.getElementById('plot-pixel3').hwplot.zoomed")
+    assert _drawn(page, "plot-pixel3")["x"]["range"] == before["x"]["range"]
     assert console.errors == []
 
 
@@ -102,20 +122,20 @@ def test_trials_table_sorts_and_pages_from_the_keyboard(
     sort = page.locator('button[data-sort="metric:accuracy"]')
     sort.focus()
     page.keyboard.press("Enter")
-    page.wait_for_function(f"document.querySelector('{first_accuracy}').textContent === "
+    page.wait_for_function(f"() => document.querySelector('{first_accuracy}').textContent === "
                            f"window.hwnasFormat.metric('accuracy', {accuracies[0]})")
     assert page.locator("th:has(button[data-sort='metric:accuracy'])").get_attribute("aria-sort") == "ascending"
     page.keyboard.press("Enter")  # focus stays on the header button after the reload
-    page.wait_for_function(f"document.querySelector('{first_accuracy}').textContent === "
+    page.wait_for_function(f"() => document.querySelector('{first_accuracy}').textContent === "
                            f"window.hwnasFormat.metric('accuracy', {accuracies[-1]})")
     assert page.locator("th:has(button[data-sort='metric:accuracy'])").get_attribute("aria-sort") == "descending"
 
     page.locator("#trials-next").focus()
     page.keyboard.press("Space")
-    page.wait_for_function("document.getElementById('trials-range').textContent.startsWith('trials 26')")
+    page.wait_for_function("() => document.getElementById('trials-range').textContent.startsWith('trials 26')")
     assert page.locator("#trials-range").text_content() == "trials 26–50 of 120"
     page.get_by_label("Rows").select_option("100")
-    page.wait_for_function("document.querySelectorAll('#trials-rows tr').length === 100")
+    page.wait_for_function("() => document.querySelectorAll('#trials-rows tr').length === 100")
     assert console.errors == []
 
 
@@ -165,13 +185,12 @@ def test_architecture_devices_and_compare_pages(
     screenshot(page, "devices")
 
     page.goto(f"{dashboard_server.url}/compare?jobs={multi['id']},{single['id']}")
-    page.wait_for_function("document.body.dataset.plotsReady")
-    assert page.locator("#compare-pixel3 g.trace.scatter").count() == 2
+    page.wait_for_function("() => document.body.dataset.plotsReady")
+    pixel3, raspi4 = _drawn(page, "compare-pixel3"), _drawn(page, "compare-raspi4")
     # only one job searched on raspi4; the other's front is predicted there through raspi4's table
-    assert page.locator("#compare-raspi4 g.trace.scatter").count() == 2
+    assert len(pixel3["lengths"]) == len(raspi4["lengths"]) == 2
     for trace, job in enumerate((multi, single)):
-        assert (page.locator("#compare-pixel3 g.trace.scatter").nth(trace).locator("path.point").count()
-                == len(_front_seqs(dashboard_server, job["id"])))
+        assert pixel3["drawn"]["points"][trace] == len(_front_seqs(dashboard_server, job["id"]))
     assert page.get_by_label("pixel3 random").is_checked()
     screenshot(page, "compare")
     assert console.errors == []
@@ -190,14 +209,13 @@ def test_live_job_updates_then_cancel_from_the_page(
 
         _open_job(page, dashboard_server, job_id)
         first = int(page.evaluate("window.hwnasTimings.points"))
-        page.wait_for_function(f"Number(document.body.dataset.plotsReady) >= 2 && window.hwnasTimings.points > {first}")
+        page.wait_for_function(f"() => Number(document.body.dataset.plotsReady) >= 2 && window.hwnasTimings.points > {first}")
         assert page.locator("#job-status").text_content() == "running"
-        plotted = _points(page, "plot-pixel3", 0).count()
-        assert plotted >= first
+        assert _drawn(page, "plot-pixel3")["lengths"][0] >= first
 
         page.once("dialog", lambda dialog: dialog.accept())
         page.get_by_role("button", name="Cancel job").click()
-        page.wait_for_function("document.getElementById('job-status').textContent === 'cancelled'",
+        page.wait_for_function("() => document.getElementById('job-status').textContent === 'cancelled'",
                                timeout=60_000)
         job = dashboard_server.client.get(f"/v1/jobs/{job_id}").json()
         assert job["status"] == "cancelled" and job["progress"]["evaluated"] < 400
@@ -207,7 +225,7 @@ def test_live_job_updates_then_cancel_from_the_page(
 
         # the jobs list refreshes itself while a job runs, so it sees the end without a reload
         jobs_page.wait_for_function(
-            f"document.querySelector('#jobs-rows tr[data-job=\"{job_id}\"]').dataset.status === 'cancelled'",
+            f"() => document.querySelector('#jobs-rows tr[data-job=\"{job_id}\"]').dataset.status === 'cancelled'",
             timeout=60_000)
         screenshot(jobs_page, "jobs-after-cancel")
         assert jobs_console.errors == []
@@ -224,7 +242,7 @@ def test_job_page_shows_the_supernet_epoch_of_a_running_darts_job(
     try:
         page.goto(f"{dashboard_server.url}/jobs/{job_id}")
         page.wait_for_function(
-            "/darts sweep point 1\\/2, epoch \\d+\\/40/.test(document.getElementById('job-progress-text').textContent)",
+            "() => /darts sweep point 1\\/2, epoch \\d+\\/40/.test(document.getElementById('job-progress-text').textContent)",
             timeout=180_000)
         screenshot(page, "job-darts-epoch")
     finally:

@@ -165,7 +165,7 @@ def test_a_page_on_another_origin_cannot_cancel_a_logged_in_victims_job(
         for host in ("127.0.0.1", "127.0.0.2"):
             attack = context.new_page()
             attack.goto(f"http://{host}:{attacker_site.port}/{name}")
-            attack.wait_for_function("document.title === 'fetched'")
+            attack.wait_for_function("() => document.title === 'fetched'")
             with attack.expect_navigation() as navigation:
                 attack.evaluate("document.getElementById('dashboard').submit()")
             assert navigation.value is not None and navigation.value.status in (401, 403), host
@@ -178,7 +178,7 @@ def test_a_page_on_another_origin_cannot_cancel_a_logged_in_victims_job(
         page.goto(f"{victim.url}/jobs/{job_id}")
         page.once("dialog", lambda dialog: dialog.accept())
         page.get_by_role("button", name="Cancel job").click()
-        page.wait_for_function("document.getElementById('job-status').textContent === 'cancelled'")
+        page.wait_for_function("() => document.getElementById('job-status').textContent === 'cancelled'")
         assert victim.status(job_id) == "cancelled"
     finally:
         context.close()
