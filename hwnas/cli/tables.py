@@ -13,6 +13,7 @@ from rich.table import Table
 from hwnas.cli.render import console, fail, progress_bar
 from latency_tables import LatencyEstimator, LatencyTable, TableError, load_table, shipped_tables
 from latency_tables.measurements import MeasurementError, read_archs, read_measurements
+from latency_tables.profile import NETWORK_ROUNDS
 from latency_tables.table import TABLE_METRICS, save_table
 from search_spaces import SPACES, SearchSpace, SpaceDefinitionError, resolve_space
 
@@ -106,7 +107,7 @@ def profile(space: SpaceOpt,
                                                          help="Other networks used to calibrate op-type scales")] = 30,
             network_rounds: Annotated[int, typer.Option("--network-rounds",
                                                         help="Interleaved rounds timing each whole network "
-                                                             "(more: a lower noise floor, longer)")] = 10,
+                                                             "(more: a lower noise floor, longer)")] = NETWORK_ROUNDS,
             seed: Annotated[int, typer.Option("--seed", help="Seed of the validation sample")] = 0) -> None:
     """Time every op signature of SPACE on this machine with torch, then validate end to end."""
     from latency_tables.profile import ProfileError, profile_space
