@@ -28,7 +28,14 @@ The policy:
   agrees bit for bit with both switches). The native convolution's weight gradient
   still splits the batch over threads (3x3 convolutions; measured: only those
   gradients differ between 1 and 2 threads), so backward passes run on one thread
-  (``backward``): forward passes and optimiser steps use the policy's threads. Where this cannot hold: CUDA kernels
+  (``backward``): forward passes and optimiser steps use the policy's threads. oneDNN
+  stays off even so: its GEMM-based 1x1 convolutions on small feature maps (960->1280 at
+  7x7, a 1x1 classifier) give other last bits at 2 threads than at 1 in the forward pass
+  too. The cost is speed where oneDNN is fastest: a depthwise 5x5 convolution's forward
+  and backward at one thread took 71-77 ms without it and 37-42 ms with it (measured
+  2026-12-01), so fbnet-style supernets train about half as fast. Even without oneDNN that
+  960->1280 1x1 convolution at batch 1 differed at 3 threads (1, 2 and 4 agreed), so an odd
+  thread count is not covered. Where this cannot hold otherwise: CUDA kernels
   without a deterministic variant, a torch not built with MKL, or a process that
   imported torch before ``nas`` (MKL reads ``MKL_CBWR`` once); there the same seed
   gives the same result only at the same thread count. The count is recorded with

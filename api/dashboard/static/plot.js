@@ -346,7 +346,7 @@
       showTip(st, nearest(st, x, y), x, y);
     });
     frame.addEventListener("mouseleave", () => { st.tip.hidden = true; });
-    window.addEventListener("mouseup", (ev) => {
+    st.onMouseUp = (ev) => {
       if (!drag) return;
       const [x0, y0] = drag, [x1, y1] = local(ev);
       drag = null;
@@ -361,7 +361,8 @@
       const hit = nearest(st, x1, y1);
       const s = hit && st.spec.series[hit[0]];
       if (s && s.keys && st.spec.onClick) st.spec.onClick(s.keys[hit[1]]);
-    });
+    };
+    window.addEventListener("mouseup", st.onMouseUp);
     frame.addEventListener("dblclick", () => { if (st.zoom) { st.zoom = null; render(st); } });
   }
 
@@ -377,7 +378,10 @@
     },
     clear(div) {
       const st = states.get(div);
-      if (st && st.resize) st.resize.disconnect();
+      if (st) {
+        if (st.resize) st.resize.disconnect();
+        window.removeEventListener("mouseup", st.onMouseUp);
+      }
       states.delete(div);
       delete div.hwplot;
       div.classList.remove("hw-plot");
