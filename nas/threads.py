@@ -35,8 +35,8 @@ The policy:
   and backward at one thread took 71-77 ms without it and 37-42 ms with it (measured
   2026-12-01), so fbnet-style supernets train about half as fast. Even without oneDNN that
   960->1280 1x1 convolution at batch 1 differed at 3 threads (1, 2 and 4 agreed), so an odd
-  thread count is not covered, and neither is another CPU model (vectorised kernels differ in
-  their last bits: the demo's hypervolume is 3563 on an AMD EPYC, 3586 elsewhere). Where this cannot hold otherwise: CUDA kernels
+  thread count is not covered, and neither is another CPU model (presumably its vectorised kernels:
+  the same code gave the demo hypervolume 3563 on an AMD EPYC, 3586 on another machine). Where this cannot hold otherwise: CUDA kernels
   without a deterministic variant, a torch not built with MKL, or a process that
   imported torch before ``nas`` (MKL reads ``MKL_CBWR`` once); there the same seed
   gives the same result only at the same thread count. The count is recorded with
