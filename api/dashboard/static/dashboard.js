@@ -102,7 +102,7 @@
   }
   function plotColours() {
     const t = theme();
-    return { bg: t.panel, fg: t.fg, grid: t.line, bad: t.bad };
+    return { bg: t.panel, grid: t.line, bad: t.bad };
   }
   function plot(div, spec) {
     div.classList.remove("empty");
@@ -704,7 +704,7 @@
           const projected = !j.searched_devices.includes(p.device);
           if (!pts.length) { notes.push(`${j.name} has no front point on ${p.device}`); continue; }
           series.push({ name: `${j.name} (${pts.length})${projected ? ` predicted on ${p.device}` : ""}`,
-            job: j.id, color: colour.get(j.id), size: 8, symbol: projected ? "diamond" : "circle",
+            color: colour.get(j.id), size: 8, symbol: projected ? "diamond" : "circle",
             line: j.objective_keys.length === 2 && !projected ? { step: true, dash: true } : null,
             x: pts.map((q) => q.x), y: pts.map((q) => q.y), keys: pts.map((q) => `${j.id}/trials/${q.f.seq}`),
             hover: pts.map((q) => `${j.name}: trial ${q.f.seq}\n${q.f.arch}\n${p.xkey}: ${fmt.ms(q.x)}\n${p.ylabel}: ${sig(q.y, 4)}`) });

@@ -7,7 +7,7 @@
 // (no 'unsafe-eval' in the pages' CSP), nothing links out, nothing takes a tab stop (keyboard
 // users get the tables beside each plot).
 //
-//   hwplot.draw(div, spec)   spec = {title, height, view, colors: {bg, fg, grid, bad}, legend,
+//   hwplot.draw(div, spec)   spec = {title, height, view, colors: {bg, grid, bad}, legend,
 //                                    x: {title, range, log, zero}, y: {...},
 //                                    series: [{name, x, y, keys, hover, color, size, symbol, outline,
 //                                              markers, line: {step, dash}, errX, errY: {plus, minus}}],
