@@ -205,7 +205,9 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: fl
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """A test's service at teardown: SIGTERM, then SIGKILL after 5 s (a Celery worker's warm
-    shutdown would finish the job in hand first; nothing after a test needs that job)."""
+    shutdown would finish the job in hand first; nothing after a test needs that job). The
+    group is swept with SIGKILL even when the leader left in time: a pool child forked during
+    the shutdown never saw the SIGTERM and would outlive the test, consuming the shared Redis."""
     if proc.poll() is None:
         os.killpg(proc.pid, 15)
         try:
@@ -213,6 +215,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
+    try:
+        os.killpg(proc.pid, 9)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 @pytest.fixture
