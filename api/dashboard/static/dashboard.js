@@ -114,15 +114,6 @@
     div.classList.add("empty");
   }
 
-  // The range of ``values`` with a margin: the axes zoom to the front by default.
-  function rangeOf(values) {
-    const v = values.filter((x) => x !== null && x !== undefined && Number.isFinite(x));
-    if (!v.length) return null;
-    const lo = Math.min(...v), hi = Math.max(...v);
-    const pad = hi > lo ? 0.08 * (hi - lo) : Math.abs(hi) * 0.1 || 1;
-    return [lo - pad, hi + pad];
-  }
-
   /* ---------------------------------------------------------------- jobs list */
   function initJobs() {
     const body = document.getElementById("jobs-rows");
@@ -281,11 +272,11 @@
       }
       const zoom = !showAll.checked && front.length > 0;
       const limits = limitLines(s.axes.limits, xkey, ykey);
-      const near = (axis) => limits.filter((l) => l.axis === axis).map((l) => l.value);  // a limit stays in view
+      const near = (axis) => limits.filter((l) => l.axis === axis).map((l) => l.value);  // zoomed, a limit stays in view
       const spec = {
         height: window.innerWidth < 600 ? 300 : 380, view: `${id}:${xkey}:${ykey}:${zoom}`,
-        x: { title: label(s, xkey), range: zoom ? rangeOf([...fx, ...near("x")]) : null },
-        y: { title: label(s, ykey), range: zoom ? rangeOf([...fy, ...near("y")]) : null },
+        x: { title: label(s, xkey), fit: zoom ? [...fx, ...near("x")] : null },
+        y: { title: label(s, ykey), fit: zoom ? [...fy, ...near("y")] : null },
         series, limits,
         onClick: (seq) => { window.location.href = `/jobs/${jobId}/trials/${seq}`; },
       };

@@ -8,7 +8,7 @@
 // users get the tables beside each plot).
 //
 //   hwplot.draw(div, spec)   spec = {title, height, view, colors: {bg, grid, bad}, legend,
-//                                    x: {title, range, log, zero}, y: {...},
+//                                    x: {title, range, fit, log, zero}, y: {...},
 //                                    series: [{name, x, y, keys, hover, color, size, symbol, outline,
 //                                              markers, line: {step, dash}, errX, errY: {plus, minus}}],
 //                                    limits: [{axis, value, label}], onClick(key)}
@@ -34,10 +34,13 @@
   const finite = (v) => v !== null && v !== undefined && Number.isFinite(v);
 
   /* ------------------------------------------------------------ scales and ticks */
+  // [lo, hi] of what the axis shows: ``fit`` values when given (e.g. the front only), else every
+  // series (error bars included) and limit line.
   function extent(spec, axis) {
     const log = !!spec[axis].log;
     let lo = Infinity, hi = -Infinity;
-    for (const s of spec.series) {
+    for (const v of spec[axis].fit || []) if (finite(v) && (!log || v > 0)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    for (const s of spec[axis].fit ? [] : spec.series) {
       const vs = s[axis], err = axis === "x" ? s.errX : s.errY;
       for (let i = 0; i < vs.length; i++) {
         const v = vs[i];
@@ -48,7 +51,7 @@
         if (b > hi) hi = b;
       }
     }
-    for (const l of spec.limits || []) if (l.axis === axis && finite(l.value) && (!log || l.value > 0)) {
+    for (const l of spec[axis].fit ? [] : spec.limits || []) if (l.axis === axis && finite(l.value) && (!log || l.value > 0)) {
       lo = Math.min(lo, l.value); hi = Math.max(hi, l.value);
     }
     if (lo > hi) return log ? [1, 10] : [0, 1];
