@@ -31,9 +31,15 @@ The policy:
   (``backward``): forward passes and optimiser steps use the policy's threads. oneDNN
   stays off even so: its GEMM-based 1x1 convolutions on small feature maps (960->1280 at
   7x7, a 1x1 classifier) give other last bits at 2 threads than at 1 in the forward pass
-  too. The cost is speed where oneDNN is fastest: a depthwise 5x5 convolution's forward
+  too. (Enabling it for backward passes alone, on their one thread, would halve a fbnet
+  supernet's epoch, measured 2026-12-01, but the switch is process-wide: an evaluation
+  running a forward pass in another thread meanwhile would take oneDNN by chance.)
+  The cost is speed where oneDNN is fastest: a depthwise 5x5 convolution's forward
   and backward at one thread took 71-77 ms without it and 37-42 ms with it (measured
-  2026-12-01), so fbnet-style supernets train about half as fast. Even without oneDNN that
+  2026-12-01), so fbnet-style supernets train about half as fast.
+  BatchNorm on a 1x1 feature map adds per-thread partial sums in torch's CPU kernel;
+  block-space networks route it around that (``search_spaces.blocks_network.BatchNorm``).
+  Even without oneDNN that
   960->1280 1x1 convolution at batch 1 differed at 3 threads (1, 2 and 4 agreed), so an odd
   thread count is not covered, and neither is another CPU model (presumably its vectorised kernels:
   the same code gave the demo hypervolume 3563 on an AMD EPYC, 3586 on another machine). Where this cannot hold otherwise: CUDA kernels

@@ -19,11 +19,27 @@ def activation(name: str) -> nn.Module:
     raise ValueError(f"unknown activation {name!r}")
 
 
+class BatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics do not depend on torch's thread count.
+
+    On a 1x1 feature map (channels 1 apart in memory) torch's CPU kernel takes its
+    channels-last path, which adds per-thread partial sums, so the last bits depend on
+    the threads; the same statistics over a (1, C, N, 1) copy take the per-channel path.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if not self.training or h * w != 1:
+            return super().forward(x)
+        per_channel = x.reshape(n, c).t().contiguous().view(1, c, n, 1)
+        return super().forward(per_channel).view(c, n).t().reshape(n, c, 1, 1)
+
+
 def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1,
             act: str | None = "relu") -> nn.Sequential:
     """k x k 'same'-padded conv (no bias), BatchNorm, then the activation unless ``act`` is None."""
     layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
-                               nn.BatchNorm2d(c_out)]
+                               BatchNorm(c_out)]
     if act is not None:
         layers.append(activation(act))
     return nn.Sequential(*layers)

@@ -1,5 +1,5 @@
-"""The thread policy (nas/threads.py): applied to torch, recorded with each trial, and a
-``train`` trial's metrics do not depend on the thread count."""
+"""The thread policy (nas/threads.py): applied to torch, recorded with each trial, and
+neither a ``train`` trial's metrics nor a supernet search's epochs depend on the thread count."""
 
 from __future__ import annotations
 
@@ -31,23 +31,51 @@ print(json.dumps({"metrics": evaluation.metrics, "torch": torch.get_num_threads(
                   "mkldnn": torch.backends.mkldnn.enabled}))
 """
 
+SEARCH_ONE = """
+import json
+from nas.catalog import MemoryCatalog
+from nas.resolve import build_search
+from nas.spec import JobSpec
+spec = JobSpec.model_validate({"space": "fbnet", "budget": {"evaluations": 1}, "seed": 2,
+    "strategy": {"name": "fbnet", "params": {"latency_weights": [0.5], "epochs": 1, "warmup_epochs": 0,
+                                      "width_multiplier": 0.1}},
+    "objectives": [{"metric": "accuracy", "goal": "maximize"},
+                   {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
+    "evaluator": {"type": "train", "dataset": "digits", "epochs": 1}})
+strategy = build_search(spec, MemoryCatalog()).strategy
+phases = []
+strategy.checkpoint_hook = lambda phase: phases.append(phase)
+print(json.dumps({"archs": strategy.ask(1), "phases": phases}))
+"""
 
-def train_at(n: int) -> dict[str, object]:
+
+def run_at(n: int, script: str) -> dict[str, object]:
     env = {**os.environ, "HWNAS_TORCH_THREADS": str(n), "PYTHONPATH": str(ROOT)}
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR"):
         env.pop(name, None)  # what the policy sets itself
-    out = subprocess.run([sys.executable, "-c", TRAIN_ONE], env=env, cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_a_train_trial_records_its_threads_and_scores_the_same_at_one_and_two() -> None:
-    one, two = train_at(1), train_at(2)
+    one, two = run_at(1, TRAIN_ONE), run_at(2, TRAIN_ONE)
     assert one["torch"] == 1 and two["torch"] == 2, "the policy did not set torch's thread count"
     assert one["metrics"]["torch_threads"] == 1.0 and two["metrics"]["torch_threads"] == 2.0  # type: ignore[index]
     assert one["mkldnn"] is False
     assert one["metrics"]["accuracy"] == two["metrics"]["accuracy"]  # type: ignore[index]
+
+
+
+def test_a_block_space_supernet_search_derives_the_same_at_one_and_two_threads() -> None:
+    """Digits shrink to 1x1 in fbnet's last stages, where torch's BatchNorm kernel made the
+    derived architecture differ."""
+    one, two = run_at(1, SEARCH_ONE), run_at(2, SEARCH_ONE)
+    assert one["phases"] and one["phases"][-1]["torch_threads"] == 1  # type: ignore[index]
+    for phase in two["phases"]:  # type: ignore[union-attr]
+        phase["torch_threads"] = 1
+    assert one == two
 
 
 def test_threads_default_to_cores_over_concurrent_evaluations(monkeypatch: pytest.MonkeyPatch) -> None:
