@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nas import threads
@@ -32,13 +33,13 @@ print(json.dumps({"metrics": evaluation.metrics, "torch": torch.get_num_threads(
 """
 
 SEARCH_ONE = """
-import json
+import json, sys
 from nas.catalog import MemoryCatalog
 from nas.resolve import build_search
 from nas.spec import JobSpec
 spec = JobSpec.model_validate({"space": "fbnet", "budget": {"evaluations": 1}, "seed": 2,
     "strategy": {"name": "fbnet", "params": {"latency_weights": [0.5], "epochs": 1, "warmup_epochs": 0,
-                                      "width_multiplier": 0.1}},
+                                      "width_multiplier": 0.1, "dataset": sys.argv[1]}},
     "objectives": [{"metric": "accuracy", "goal": "maximize"},
                    {"metric": "latency_ms", "device": "pixel3", "goal": "minimize"}],
     "evaluator": {"type": "train", "dataset": "digits", "epochs": 1}})
@@ -49,29 +50,39 @@ print(json.dumps({"archs": strategy.ask(1), "phases": phases}))
 """
 
 
-def run_at(n: int, script: str) -> dict[str, object]:
-    env = {**os.environ, "HWNAS_TORCH_THREADS": str(n), "PYTHONPATH": str(ROOT)}
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR"):
-        env.pop(name, None)  # what the policy sets itself
-    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def at_one_and_two_threads(script: str, *args: str) -> tuple[dict[str, object], dict[str, object]]:
+    """Run ``script`` at 1 and at 2 threads at the same time (the 2-core machine is busy meanwhile)."""
+    runs = []
+    for n in (1, 2):
+        env = {**os.environ, "HWNAS_TORCH_THREADS": str(n), "PYTHONPATH": str(ROOT)}
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MKL_CBWR"):
+            env.pop(name, None)  # what the policy sets itself
+        runs.append(subprocess.Popen([sys.executable, "-c", script, *args], env=env, cwd=ROOT, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (_, stderr) in zip(runs, outputs):
+        assert run.returncode == 0, stderr[-2000:]
+    one, two = (json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs)
+    return one, two
 
 
 def test_a_train_trial_records_its_threads_and_scores_the_same_at_one_and_two() -> None:
-    one, two = run_at(1, TRAIN_ONE), run_at(2, TRAIN_ONE)
+    one, two = at_one_and_two_threads(TRAIN_ONE)
     assert one["torch"] == 1 and two["torch"] == 2, "the policy did not set torch's thread count"
     assert one["metrics"]["torch_threads"] == 1.0 and two["metrics"]["torch_threads"] == 2.0  # type: ignore[index]
     assert one["mkldnn"] is False
     assert one["metrics"]["accuracy"] == two["metrics"]["accuracy"]  # type: ignore[index]
 
 
-
-def test_a_block_space_supernet_search_derives_the_same_at_one_and_two_threads() -> None:
+def test_a_block_space_supernet_search_derives_the_same_at_one_and_two_threads(tmp_path: Path) -> None:
     """Digits shrink to 1x1 in fbnet's last stages, where torch's BatchNorm kernel made the
     derived architecture differ."""
-    one, two = run_at(1, SEARCH_ONE), run_at(2, SEARCH_ONE)
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    dataset = tmp_path / "digits600.npz"
+    np.savez(dataset, images=digits.images[:600] / 16.0, labels=digits.target[:600])
+    one, two = at_one_and_two_threads(SEARCH_ONE, str(dataset))
     assert one["phases"] and one["phases"][-1]["torch_threads"] == 1  # type: ignore[index]
     for phase in two["phases"]:  # type: ignore[union-attr]
         phase["torch_threads"] = 1
