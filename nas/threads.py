@@ -39,9 +39,8 @@ The policy:
   2026-12-01), so fbnet-style supernets train about half as fast.
   BatchNorm on a 1x1 feature map adds per-thread partial sums in torch's CPU kernel;
   block-space networks route it around that (``search_spaces.blocks_network.BatchNorm``).
-  Even without oneDNN that
-  960->1280 1x1 convolution at batch 1 differed at 3 threads (1, 2 and 4 agreed), so an odd
-  thread count is not covered, and neither is another CPU model (presumably its vectorised kernels:
+  Even without oneDNN that 960->1280 1x1 convolution at batch 1 differed at 3 threads
+  (1, 2 and 4 agreed), so an odd thread count is not covered, and neither is another CPU model (presumably its vectorised kernels:
   the same code gave the demo hypervolume 3563 on an AMD EPYC, 3586 on another machine). Where this cannot hold otherwise: CUDA kernels
   without a deterministic variant, a torch not built with MKL, or a process that
   imported torch before ``nas`` (MKL reads ``MKL_CBWR`` once); there the same seed
