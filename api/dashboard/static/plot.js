@@ -8,7 +8,7 @@
 // users get the tables beside each plot).
 //
 //   hwplot.draw(div, spec)   spec = {title, height, view, colors: {bg, grid, bad}, legend,
-//                                    x: {title, range, fit, log, zero}, y: {...},
+//                                    x: {title, fit, log, zero}, y: {...},
 //                                    series: [{name, x, y, keys, hover, color, size, symbol, outline,
 //                                              markers, line: {step, dash}, errX, errY: {plus, minus}}],
 //                                    limits: [{axis, value, label}], onClick(key)}
@@ -211,8 +211,8 @@
     st.title.hidden = !spec.title;
     st.frame.style.height = `${height}px`;
 
-    const rx = st.zoom ? st.zoom.x : spec.x.range || padded(extent(spec, "x"), spec.x.log, spec.x.zero);
-    const ry = st.zoom ? st.zoom.y : spec.y.range || padded(extent(spec, "y"), spec.y.log, spec.y.zero);
+    const rx = st.zoom ? st.zoom.x : padded(extent(spec, "x"), spec.x.log, spec.x.zero);
+    const ry = st.zoom ? st.zoom.y : padded(extent(spec, "y"), spec.y.log, spec.y.zero);
     // the left margin fits the widest y label
     const probeY = scale(ry[0], ry[1], !!spec.y.log, height - 44, 14);
     const yTicks = ticks(probeY, Math.max(2, Math.round((height - 58) / 48)));
